@@ -1,0 +1,208 @@
+//! Everything that can go wrong in sign-in, one variant per failed check.
+//!
+//! Each error knows its HTTP status, a stable `reason` code (for logs, audit rows and tests),
+//! and what the user can do about it. Pages are rendered by the host through [`super::AuthPages`].
+
+use actix_web::http::StatusCode;
+
+/// Why an ID token or access token was rejected.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("the token is not a well-formed JWT")]
+    Malformed,
+    #[error("the token's algorithm {0} is not allowed")]
+    DisallowedAlgorithm(String),
+    #[error("the token's key id is not in the provider's key set")]
+    UnknownKey,
+    #[error("the token's algorithm does not match its key")]
+    AlgorithmMismatch,
+    #[error("the token's signature is invalid")]
+    BadSignature,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet (nbf in the future)")]
+    NotYetValid,
+    #[error("the token was issued in the future (iat)")]
+    IssuedInFuture,
+    #[error("the token lacks the required claim `{0}`")]
+    MissingClaim(String),
+    #[error("the token's claims are malformed: {0}")]
+    InvalidClaims(String),
+    #[error("the token's issuer is not the configured authority")]
+    WrongIssuer,
+    #[error("the token's tenant is not allowed")]
+    TenantNotAllowed,
+    #[error("the token's audience is not this application")]
+    WrongAudience,
+    #[error("the token names an audience this application does not trust")]
+    UntrustedAudience,
+    #[error("the token's authorized party (azp) is not this application")]
+    WrongAuthorizedParty,
+    #[error("the token's nonce does not match this sign-in")]
+    NonceMismatch,
+    #[error("the provider's signing keys could not be fetched: {0}")]
+    KeysUnavailable(String),
+}
+
+impl TokenError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            TokenError::Malformed => "malformed_token",
+            TokenError::DisallowedAlgorithm(_) => "disallowed_algorithm",
+            TokenError::UnknownKey => "unknown_key",
+            TokenError::AlgorithmMismatch => "algorithm_mismatch",
+            TokenError::BadSignature => "bad_signature",
+            TokenError::Expired => "token_expired",
+            TokenError::NotYetValid => "token_not_yet_valid",
+            TokenError::IssuedInFuture => "token_issued_in_future",
+            TokenError::MissingClaim(_) => "missing_claim",
+            TokenError::InvalidClaims(_) => "invalid_claims",
+            TokenError::WrongIssuer => "wrong_issuer",
+            TokenError::TenantNotAllowed => "tenant_not_allowed",
+            TokenError::WrongAudience => "wrong_audience",
+            TokenError::UntrustedAudience => "untrusted_audience",
+            TokenError::WrongAuthorizedParty => "wrong_azp",
+            TokenError::NonceMismatch => "nonce_mismatch",
+            TokenError::KeysUnavailable(_) => "keys_unavailable",
+        }
+    }
+}
+
+/// A failed sign-in, sign-out or provider call.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("the identity provider returned an error: {code}")]
+    ProviderError {
+        code: String,
+        description: Option<String>,
+    },
+    #[error("the callback has no state parameter")]
+    StateMissing,
+    #[error("the callback's state matches no sign-in started in this browser")]
+    StateMismatch,
+    #[error("the sign-in started more than the allowed time ago")]
+    StateExpired,
+    #[error("the callback is malformed: {0}")]
+    BadCallback(&'static str),
+    #[error("the callback's iss parameter does not name the configured issuer")]
+    IssuerMismatch,
+    #[error("the token endpoint refused the code: {0}")]
+    TokenRejected(String),
+    #[error("the token endpoint failed: {0}")]
+    TokenEndpointFailed(String),
+    #[error("the token endpoint did not answer in time")]
+    TokenEndpointTimeout,
+    #[error("the token response has no id_token")]
+    MissingIdToken,
+    #[error("the ID token was rejected: {0}")]
+    InvalidIdToken(#[from] TokenError),
+    #[error("the user holds no app role of this application")]
+    NoAppRole,
+    #[error("the identity provider is unreachable: {0}")]
+    ProviderUnavailable(String),
+    #[error("the session could not be read or written: {0}")]
+    Session(String),
+}
+
+impl AuthError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AuthError::ProviderError { .. }
+            | AuthError::StateMissing
+            | AuthError::StateMismatch
+            | AuthError::StateExpired
+            | AuthError::BadCallback(_)
+            | AuthError::IssuerMismatch => StatusCode::BAD_REQUEST,
+            AuthError::InvalidIdToken(TokenError::KeysUnavailable(_)) => StatusCode::BAD_GATEWAY,
+            AuthError::InvalidIdToken(_) => StatusCode::BAD_REQUEST,
+            AuthError::NoAppRole => StatusCode::FORBIDDEN,
+            AuthError::TokenRejected(_)
+            | AuthError::TokenEndpointFailed(_)
+            | AuthError::MissingIdToken => StatusCode::BAD_GATEWAY,
+            AuthError::TokenEndpointTimeout => StatusCode::GATEWAY_TIMEOUT,
+            AuthError::ProviderUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AuthError::Session(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Stable machine-readable code, used in logs, audit rows and the page's `data-reason`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthError::ProviderError { .. } => "provider_error",
+            AuthError::StateMissing => "state_missing",
+            AuthError::StateMismatch => "state_mismatch",
+            AuthError::StateExpired => "state_expired",
+            AuthError::BadCallback(_) => "bad_callback",
+            AuthError::IssuerMismatch => "issuer_mismatch",
+            AuthError::TokenRejected(_) => "token_rejected",
+            AuthError::TokenEndpointFailed(_) => "token_endpoint_failed",
+            AuthError::TokenEndpointTimeout => "token_endpoint_timeout",
+            AuthError::MissingIdToken => "missing_id_token",
+            AuthError::InvalidIdToken(inner) => inner.reason(),
+            AuthError::NoAppRole => "no_role",
+            AuthError::ProviderUnavailable(_) => "provider_unavailable",
+            AuthError::Session(_) => "session_error",
+        }
+    }
+
+    /// A one-line title for the error page.
+    pub fn title(&self) -> &'static str {
+        match self {
+            AuthError::NoAppRole => "You have no access to this application",
+            AuthError::ProviderUnavailable(_) => "The identity provider is unreachable",
+            AuthError::ProviderError { .. } => "The identity provider refused the sign-in",
+            AuthError::StateMissing
+            | AuthError::StateMismatch
+            | AuthError::StateExpired
+            | AuthError::BadCallback(_)
+            | AuthError::IssuerMismatch => "This sign-in link is not valid any more",
+            AuthError::TokenEndpointTimeout => "The identity provider did not answer in time",
+            AuthError::TokenRejected(_)
+            | AuthError::TokenEndpointFailed(_)
+            | AuthError::MissingIdToken => "The identity provider gave an unusable answer",
+            AuthError::InvalidIdToken(TokenError::KeysUnavailable(_)) => {
+                "The identity provider's signing keys are unavailable"
+            }
+            AuthError::InvalidIdToken(_) => "The sign-in could not be verified",
+            AuthError::Session(_) => "Your session could not be saved",
+        }
+    }
+
+    /// What the user can do next; safe to show (no secrets, no raw provider text).
+    pub fn advice(&self) -> &'static str {
+        match self {
+            AuthError::NoAppRole => {
+                "Your account signed in, but it has not been assigned a role in this application \
+                 (DemoApp.Read, DemoApp.Write or DemoApp.Admin). Ask an administrator to assign you one, then sign in again."
+            }
+            AuthError::ProviderUnavailable(_) | AuthError::TokenEndpointTimeout => {
+                "Please try again in a minute. If it keeps happening, tell the administrator."
+            }
+            AuthError::ProviderError { .. } => {
+                "The sign-in was cancelled or refused at the identity provider. Start again from the sign-in page."
+            }
+            AuthError::StateMissing
+            | AuthError::StateMismatch
+            | AuthError::StateExpired
+            | AuthError::BadCallback(_)
+            | AuthError::IssuerMismatch => {
+                "Sign-in links work once, in the browser that started them, for 10 minutes. \
+                 Start again from the sign-in page; if it keeps failing, allow cookies for this site."
+            }
+            _ => {
+                "Start again from the sign-in page. If it keeps happening, tell the administrator."
+            }
+        }
+    }
+
+    /// The provider's own error code and description, shown for `error=` callbacks only.
+    pub fn provider_detail(&self) -> Option<String> {
+        match self {
+            AuthError::ProviderError { code, description } => Some(match description {
+                Some(d) => format!("{code}: {d}"),
+                None => code.clone(),
+            }),
+            _ => None,
+        }
+    }
+}

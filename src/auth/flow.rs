@@ -1,0 +1,257 @@
+//! The authorization code flow: start a sign-in, then complete it from the callback.
+
+use std::collections::HashMap;
+
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+    BasicTokenType,
+};
+use oauth2::{
+    AuthType, AuthUrl, AuthorizationCode, Client, ClientId, ClientSecret, CsrfToken,
+    EndpointNotSet, EndpointSet, ExtraTokenFields, HttpClientError, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope, StandardRevocableToken,
+    StandardTokenResponse, TokenUrl,
+};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::config::AuthConfig;
+use super::error::AuthError;
+use super::id_token::{self, Claims, Expectations};
+use super::metadata::{Provider, TENANT_PLACEHOLDER, describe_reqwest};
+use super::session::PendingLogin;
+
+/// oauth2's standard token response drops `id_token`; this keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdTokenFields {
+    #[serde(default)]
+    pub id_token: Option<String>,
+}
+impl ExtraTokenFields for IdTokenFields {}
+
+type OidcTokenResponse = StandardTokenResponse<IdTokenFields, BasicTokenType>;
+type OidcClient<A = EndpointNotSet, T = EndpointNotSet> = Client<
+    BasicErrorResponse,
+    OidcTokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    A,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    T,
+>;
+
+fn client(config: &AuthConfig, provider: &Provider) -> OidcClient<EndpointSet, EndpointSet> {
+    let auth_type = if provider.secret_in_body() {
+        AuthType::RequestBody
+    } else {
+        AuthType::BasicAuth
+    };
+    OidcClient::new(ClientId::new(config.client_id.clone()))
+        .set_client_secret(ClientSecret::new(config.client_secret.clone()))
+        .set_auth_uri(AuthUrl::from_url(
+            provider.metadata.authorization_endpoint.clone(),
+        ))
+        .set_token_uri(TokenUrl::from_url(provider.metadata.token_endpoint.clone()))
+        .set_redirect_uri(RedirectUrl::from_url(config.redirect_url.clone()))
+        .set_auth_type(auth_type)
+}
+
+/// Builds the authorization URL with fresh state, nonce and PKCE S256 challenge.
+pub fn begin(
+    config: &AuthConfig,
+    provider: &Provider,
+    next: String,
+    now: i64,
+) -> (Url, PendingLogin) {
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let nonce = CsrfToken::new_random_len(32);
+    let client = client(config, provider);
+    let mut request = client
+        .authorize_url(|| CsrfToken::new_random_len(32))
+        .add_scopes(config.scopes.iter().cloned().map(Scope::new))
+        .add_extra_param("nonce", nonce.secret().clone())
+        .set_pkce_challenge(challenge);
+    if let Some(prompt) = &config.prompt {
+        request = request.add_extra_param("prompt", prompt.clone());
+    }
+    let (url, state) = request.url();
+    let pending = PendingLogin {
+        state: state.secret().clone(),
+        nonce: nonce.secret().clone(),
+        pkce_verifier: verifier.secret().clone(),
+        next,
+        created_at: now,
+    };
+    (url, pending)
+}
+
+/// The callback's query, parsed strictly: duplicates, control characters, invalid UTF-8 and
+/// oversized values are refused before anything else looks at them.
+#[derive(Debug, Default)]
+pub struct CallbackParams {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+    pub iss: Option<String>,
+}
+
+const MAX_QUERY_LEN: usize = 16 * 1024;
+
+impl CallbackParams {
+    pub fn parse(query: &str) -> Result<CallbackParams, AuthError> {
+        if query.len() > MAX_QUERY_LEN {
+            return Err(AuthError::BadCallback("the query string is too long"));
+        }
+        let mut seen: HashMap<String, String> = HashMap::new();
+        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            let limit = match key.as_ref() {
+                "code" | "error_description" => 8 * 1024,
+                "state" | "error" | "iss" => 1024,
+                // Other parameters (session_state, client_info, ...) are ignored.
+                _ => continue,
+            };
+            if value.len() > limit {
+                return Err(AuthError::BadCallback("a parameter is too long"));
+            }
+            if value.contains('\u{FFFD}') {
+                return Err(AuthError::BadCallback("a parameter is not valid UTF-8"));
+            }
+            let allow_spaces = key == "error_description";
+            if value
+                .chars()
+                .any(|c| c.is_control() || (!allow_spaces && c.is_whitespace()))
+            {
+                return Err(AuthError::BadCallback(
+                    "a parameter holds control characters",
+                ));
+            }
+            if seen.insert(key.into_owned(), value.into_owned()).is_some() {
+                return Err(AuthError::BadCallback("a parameter appears twice"));
+            }
+        }
+        let mut take = |k: &str| seen.remove(k).filter(|v| !v.is_empty());
+        Ok(CallbackParams {
+            code: take("code"),
+            state: take("state"),
+            error: take("error"),
+            error_description: take("error_description"),
+            iss: take("iss"),
+        })
+    }
+}
+
+/// RFC 9207: when the provider sends `iss` it must be ours; when it promises to, it must.
+pub fn check_iss_param(provider: &Provider, iss: Option<&str>) -> Result<(), AuthError> {
+    let issuer = &provider.metadata.issuer;
+    match iss {
+        Some(iss) if issuer.contains(TENANT_PLACEHOLDER) => {
+            let (prefix, suffix) = issuer
+                .split_once(TENANT_PLACEHOLDER)
+                .unwrap_or((issuer.as_str(), ""));
+            if iss.starts_with(prefix)
+                && iss.ends_with(suffix)
+                && iss.len() > prefix.len() + suffix.len()
+            {
+                Ok(())
+            } else {
+                Err(AuthError::IssuerMismatch)
+            }
+        }
+        Some(iss) if iss == issuer => Ok(()),
+        Some(_) => Err(AuthError::IssuerMismatch),
+        None if provider
+            .metadata
+            .authorization_response_iss_parameter_supported =>
+        {
+            Err(AuthError::IssuerMismatch)
+        }
+        None => Ok(()),
+    }
+}
+
+/// Redeems the code (with the PKCE verifier and client secret) and validates the ID token.
+/// Returns the raw ID token too, for `id_token_hint` at sign-out.
+pub async fn redeem(
+    config: &AuthConfig,
+    provider: &Provider,
+    http: &reqwest::Client,
+    pending: &PendingLogin,
+    code: String,
+) -> Result<(Claims, String), AuthError> {
+    let response = client(config, provider)
+        .exchange_code(AuthorizationCode::new(code))
+        .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()))
+        .request_async(http)
+        .await
+        .map_err(map_token_error)?;
+    let raw = response
+        .extra_fields()
+        .id_token
+        .clone()
+        .ok_or(AuthError::MissingIdToken)?;
+    let claims = id_token::validate(
+        &raw,
+        provider,
+        http,
+        &Expectations {
+            audience: &config.client_id,
+            authorized_party: Some(&config.client_id),
+            nonce: Some(&pending.nonce),
+            allowed_tenants: &config.allowed_tenants,
+            leeway_secs: config.clock_leeway_secs,
+        },
+    )
+    .await?;
+    Ok((claims, raw))
+}
+
+fn map_token_error(
+    err: RequestTokenError<HttpClientError<reqwest::Error>, BasicErrorResponse>,
+) -> AuthError {
+    match err {
+        RequestTokenError::ServerResponse(body) => {
+            AuthError::TokenRejected(body.error().as_ref().chars().take(64).collect())
+        }
+        RequestTokenError::Request(HttpClientError::Reqwest(e)) if e.is_timeout() => {
+            AuthError::TokenEndpointTimeout
+        }
+        RequestTokenError::Request(HttpClientError::Reqwest(e)) => {
+            AuthError::TokenEndpointFailed(describe_reqwest(&e))
+        }
+        RequestTokenError::Request(_) => AuthError::TokenEndpointFailed("request failed".into()),
+        // The body may hold tokens: never put it in the error.
+        RequestTokenError::Parse(e, _) => {
+            AuthError::TokenEndpointFailed(format!("unreadable token response at {}", e.path()))
+        }
+        RequestTokenError::Other(msg) => {
+            AuthError::TokenEndpointFailed(msg.chars().take(120).collect())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callback_query_is_parsed_strictly() {
+        let ok = CallbackParams::parse("code=abc&state=xyz&session_state=1").unwrap();
+        assert_eq!(ok.code.as_deref(), Some("abc"));
+        assert_eq!(ok.state.as_deref(), Some("xyz"));
+        for bad in [
+            "code=a&code=b&state=s",
+            "state=a&state=b",
+            "code=%00&state=s",
+            "code=a&state=%FF%FE",
+            "code=a%0d%0a&state=s",
+        ] {
+            assert!(CallbackParams::parse(bad).is_err(), "{bad}");
+        }
+        let huge = format!("code={}&state=s", "a".repeat(20_000));
+        assert!(CallbackParams::parse(&huge).is_err());
+    }
+}

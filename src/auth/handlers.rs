@@ -1,0 +1,193 @@
+//! The three routes the module mounts: sign-in page, provider callback, sign-out.
+
+use actix_session::Session;
+use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse};
+
+use super::error::AuthError;
+use super::flow::{self, CallbackParams};
+use super::id_token::{Claims, now};
+use super::redirect::safe_next;
+use super::session::{AuthSession, LogoutHints, User};
+use super::{Auth, LoginPage};
+
+/// Short-lived cookie that tells the sign-in page to say "you are signed out".
+const FLASH_COOKIE: &str = "rolegate_flash";
+
+/// `GET /login`: a page whose link starts a fresh sign-in at the provider.
+pub async fn login(req: HttpRequest, session: Session) -> HttpResponse {
+    let Some(auth) = req.app_data::<Auth>() else {
+        return HttpResponse::InternalServerError().finish();
+    };
+    let next = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, _)| k == "next")
+        .map(|(_, v)| safe_next(&v))
+        .unwrap_or_else(|| "/".to_owned());
+    let signed_out = req.cookie(FLASH_COOKIE).is_some();
+
+    let mut response = match auth.provider().await {
+        Err(err) => {
+            tracing::warn!(reason = err.reason(), error = %err, "sign-in page: provider unavailable");
+            auth.pages().auth_error(&req, &err)
+        }
+        Ok(provider) => {
+            let now = now();
+            let (url, pending) = flow::begin(auth.config(), &provider, next.clone(), now);
+            let ttl = auth.config().pending_ttl.as_secs() as i64;
+            if let Err(e) = AuthSession(&session).push_pending(pending, now, ttl) {
+                let err = AuthError::Session(e);
+                tracing::error!(error = %err, "could not store the pending sign-in");
+                return auth.pages().auth_error(&req, &err);
+            }
+            auth.pages().login(
+                &req,
+                &LoginPage {
+                    sign_in_url: url.to_string(),
+                    signed_out,
+                    next,
+                },
+            )
+        }
+    };
+    if signed_out {
+        let mut gone = flash_cookie("");
+        gone.make_removal();
+        let _ = response.add_cookie(&gone);
+    }
+    response
+}
+
+/// The redirect path (`/getAToken`): checks everything the provider sent, then signs in.
+pub async fn callback(req: HttpRequest, session: Session) -> HttpResponse {
+    let Some(auth) = req.app_data::<Auth>() else {
+        return HttpResponse::InternalServerError().finish();
+    };
+    match complete(&req, &session, auth).await {
+        Ok((user, next)) => {
+            tracing::info!(sub = %user.sub, oid = ?user.oid, level = ?user.level, "signed in");
+            auth.events().signed_in(&req, &user);
+            HttpResponse::Found()
+                .insert_header((header::LOCATION, next))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .finish()
+        }
+        Err((err, claims)) => {
+            AuthSession(&session).discard_if_empty();
+            tracing::warn!(
+                reason = err.reason(),
+                error = %err,
+                sub = claims.as_ref().map(|c| c.sub.as_str()),
+                "sign-in refused"
+            );
+            auth.events().sign_in_refused(&req, &err, claims.as_deref());
+            auth.pages().auth_error(&req, &err)
+        }
+    }
+}
+
+type Refusal = (AuthError, Option<Box<Claims>>);
+
+async fn complete(
+    req: &HttpRequest,
+    session: &Session,
+    auth: &Auth,
+) -> Result<(User, String), Refusal> {
+    let params = CallbackParams::parse(req.query_string()).map_err(|e| (e, None))?;
+    let state = params.state.ok_or((AuthError::StateMissing, None))?;
+    let typed = AuthSession(session);
+    let pending = typed
+        .take_pending(&state)
+        .ok_or((AuthError::StateMismatch, None))?;
+    let now = now();
+    if now - pending.created_at > auth.config().pending_ttl.as_secs() as i64 {
+        return Err((AuthError::StateExpired, None));
+    }
+    if let Some(code) = params.error {
+        return Err((
+            AuthError::ProviderError {
+                code: code.chars().take(64).collect(),
+                description: params
+                    .error_description
+                    .map(|d| d.chars().take(300).collect()),
+            },
+            None,
+        ));
+    }
+    let provider = auth.provider().await.map_err(|e| (e, None))?;
+    flow::check_iss_param(&provider, params.iss.as_deref()).map_err(|e| (e, None))?;
+    let code = params
+        .code
+        .ok_or((AuthError::BadCallback("the callback has no code"), None))?;
+    let (claims, raw_id_token) =
+        flow::redeem(auth.config(), &provider, auth.http(), &pending, code)
+            .await
+            .map_err(|e| (e, None))?;
+    let user = User::from_claims(&claims, now);
+    if user.level.is_none() {
+        return Err((AuthError::NoAppRole, Some(Box::new(claims))));
+    }
+    let hints = LogoutHints {
+        id_token: raw_id_token,
+        login_hint: claims.login_hint.clone(),
+    };
+    typed
+        .sign_in(&user, &hints, now)
+        .map_err(|e| (AuthError::Session(e), None))?;
+    Ok((user, pending.next))
+}
+
+/// `GET /logout`: ends the server-side session, then signs out at the provider.
+pub async fn logout(req: HttpRequest, session: Session) -> HttpResponse {
+    let Some(auth) = req.app_data::<Auth>() else {
+        return HttpResponse::InternalServerError().finish();
+    };
+    let typed = AuthSession(&session);
+    let user = typed.user();
+    let hints = typed.logout_hints();
+    session.purge();
+    tracing::info!(sub = user.as_ref().map(|u| u.sub.as_str()), "signed out");
+    auth.events().signed_out(&req, user.as_ref());
+
+    let config = auth.config();
+    let end_session = auth
+        .provider()
+        .await
+        .ok()
+        .and_then(|p| p.metadata.end_session_endpoint.clone());
+    let location = match end_session {
+        Some(mut url) => {
+            {
+                let mut query = url.query_pairs_mut();
+                query
+                    .append_pair(
+                        "post_logout_redirect_uri",
+                        config.post_logout_redirect_url.as_str(),
+                    )
+                    .append_pair("client_id", &config.client_id);
+                if let Some(hints) = &hints {
+                    query.append_pair("id_token_hint", &hints.id_token);
+                    if let Some(hint) = &hints.login_hint {
+                        query.append_pair("logout_hint", hint);
+                    }
+                }
+            }
+            url.to_string()
+        }
+        None => config.login_path().to_owned(),
+    };
+    HttpResponse::Found()
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .cookie(flash_cookie("signed_out"))
+        .finish()
+}
+
+fn flash_cookie(value: &str) -> Cookie<'static> {
+    Cookie::build(FLASH_COOKIE, value.to_owned())
+        .path("/login")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .max_age(CookieDuration::minutes(5))
+        .finish()
+}

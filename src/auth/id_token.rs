@@ -1,0 +1,280 @@
+//! ID token and access token validation (OpenID Connect Core 3.1.3.7, RFC 9068).
+//!
+//! jsonwebtoken checks the signature, `exp`, `nbf` and that `aud` contains the expected value;
+//! everything it leaves out (`iss` templates, tenants, extra audiences, `azp`, `iat`, `nonce`)
+//! is checked here.
+
+use jsonwebtoken::{Algorithm, Validation, decode, decode_header, errors::ErrorKind};
+use serde::Deserialize;
+
+use super::error::TokenError;
+use super::metadata::{Provider, TENANT_PLACEHOLDER};
+
+/// Asymmetric algorithms only: never `none`, never HS* (an HMAC "signed" with the public key).
+const ALLOWED_ALGORITHMS: [Algorithm; 8] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+];
+
+/// Claims rolegate reads. Unknown claims are ignored.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: Audience,
+    pub exp: i64,
+    #[serde(default)]
+    pub nbf: Option<i64>,
+    #[serde(default)]
+    pub iat: Option<i64>,
+    #[serde(default)]
+    pub nonce: Option<String>,
+    #[serde(default)]
+    pub azp: Option<String>,
+    #[serde(default)]
+    pub tid: Option<String>,
+    #[serde(default)]
+    pub oid: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub preferred_username: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub roles: Option<Vec<String>>,
+    #[serde(default)]
+    pub sid: Option<String>,
+    #[serde(default)]
+    pub login_hint: Option<String>,
+}
+
+/// `aud` is a string or an array of strings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    pub fn values(&self) -> &[String] {
+        match self {
+            Audience::One(a) => std::slice::from_ref(a),
+            Audience::Many(v) => v,
+        }
+    }
+}
+
+/// What a token must satisfy beyond its signature.
+pub struct Expectations<'a> {
+    pub audience: &'a str,
+    /// The client id, checked against `azp` when present (ID tokens).
+    pub authorized_party: Option<&'a str>,
+    /// The nonce stored for this sign-in (ID tokens); `None` for access tokens.
+    pub nonce: Option<&'a str>,
+    pub allowed_tenants: &'a [String],
+    pub leeway_secs: u64,
+}
+
+/// Verifies `token` against the provider's keys and `expect`.
+pub async fn validate(
+    token: &str,
+    provider: &Provider,
+    http: &reqwest::Client,
+    expect: &Expectations<'_>,
+) -> Result<Claims, TokenError> {
+    let header = decode_header(token).map_err(|e| match e.kind() {
+        ErrorKind::InvalidAlgorithmName | ErrorKind::UnsupportedAlgorithm => {
+            TokenError::DisallowedAlgorithm(header_alg(token).unwrap_or_else(|| "unknown".into()))
+        }
+        _ => TokenError::Malformed,
+    })?;
+    if !ALLOWED_ALGORITHMS.contains(&header.alg) {
+        return Err(TokenError::DisallowedAlgorithm(format!("{:?}", header.alg)));
+    }
+    let key = provider.keys.key_for(http, header.kid.as_deref()).await?;
+    if key.alg.is_some_and(|pinned| pinned != header.alg) {
+        return Err(TokenError::AlgorithmMismatch);
+    }
+
+    let mut validation = Validation::new(header.alg);
+    validation.leeway = expect.leeway_secs;
+    validation.validate_exp = true;
+    validation.validate_nbf = true;
+    validation.validate_aud = true;
+    validation.set_audience(&[expect.audience]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    let claims = decode::<Claims>(token, &key.key, &validation)
+        .map_err(|e| map_jwt_error(e.kind()))?
+        .claims;
+
+    check_claims(&claims, &provider.metadata.issuer, expect, now())?;
+    Ok(claims)
+}
+
+/// The checks jsonwebtoken does not do, on already signature-checked claims.
+pub fn check_claims(
+    claims: &Claims,
+    discovered_issuer: &str,
+    expect: &Expectations<'_>,
+    now: i64,
+) -> Result<(), TokenError> {
+    if claims.sub.trim().is_empty() {
+        return Err(TokenError::MissingClaim("sub".into()));
+    }
+    if claims.aud.values().iter().any(|a| a != expect.audience) {
+        return Err(TokenError::UntrustedAudience);
+    }
+    if let Some(client_id) = expect.authorized_party {
+        match &claims.azp {
+            Some(azp) if azp != client_id => return Err(TokenError::WrongAuthorizedParty),
+            None if claims.aud.values().len() > 1 => return Err(TokenError::WrongAuthorizedParty),
+            _ => {}
+        }
+    }
+
+    let tid = claims.tid.as_deref().filter(|t| !t.is_empty());
+    let expected_issuer = if discovered_issuer.contains(TENANT_PLACEHOLDER) {
+        let tid = tid.ok_or_else(|| TokenError::MissingClaim("tid".into()))?;
+        discovered_issuer.replace(TENANT_PLACEHOLDER, tid)
+    } else {
+        discovered_issuer.to_owned()
+    };
+    if claims.iss != expected_issuer {
+        return Err(TokenError::WrongIssuer);
+    }
+    if !expect.allowed_tenants.is_empty()
+        && !tid.is_some_and(|t| expect.allowed_tenants.iter().any(|a| a == t))
+    {
+        return Err(TokenError::TenantNotAllowed);
+    }
+
+    let leeway = i64::try_from(expect.leeway_secs).unwrap_or(0);
+    match claims.iat {
+        Some(iat) if iat > now + leeway => return Err(TokenError::IssuedInFuture),
+        None if expect.nonce.is_some() => return Err(TokenError::MissingClaim("iat".into())),
+        _ => {}
+    }
+
+    if let Some(expected_nonce) = expect.nonce {
+        match claims.nonce.as_deref() {
+            Some(n) if constant_time_eq(n.as_bytes(), expected_nonce.as_bytes()) => {}
+            _ => return Err(TokenError::NonceMismatch),
+        }
+    }
+    Ok(())
+}
+
+fn map_jwt_error(kind: &ErrorKind) -> TokenError {
+    match kind {
+        ErrorKind::InvalidSignature => TokenError::BadSignature,
+        ErrorKind::ExpiredSignature => TokenError::Expired,
+        ErrorKind::ImmatureSignature => TokenError::NotYetValid,
+        ErrorKind::InvalidAudience => TokenError::WrongAudience,
+        ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
+        ErrorKind::InvalidAlgorithm => TokenError::AlgorithmMismatch,
+        ErrorKind::MissingRequiredClaim(c) => TokenError::MissingClaim(c.clone()),
+        ErrorKind::InvalidClaimFormat(c) => TokenError::InvalidClaims(c.clone()),
+        ErrorKind::Json(e) => TokenError::InvalidClaims(e.to_string()),
+        _ => TokenError::Malformed,
+    }
+}
+
+/// The raw `alg` of a header jsonwebtoken cannot parse (`none`, unknown names), for the log.
+fn header_alg(token: &str) -> Option<String> {
+    use base64::Engine;
+    let first = token.split('.').next()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(first)
+        .ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let alg = value.get("alg")?.as_str()?;
+    Some(alg.chars().take(16).collect())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims() -> Claims {
+        serde_json::from_value(serde_json::json!({
+            "iss": "https://idp.example/t1/v2.0", "sub": "s", "aud": "client",
+            "exp": 2_000, "iat": 1_000, "nonce": "n1", "tid": "t1"
+        }))
+        .unwrap()
+    }
+
+    fn expect<'a>(tenants: &'a [String]) -> Expectations<'a> {
+        Expectations {
+            audience: "client",
+            authorized_party: Some("client"),
+            nonce: Some("n1"),
+            allowed_tenants: tenants,
+            leeway_secs: 60,
+        }
+    }
+
+    #[test]
+    fn entra_tenant_template_uses_tid() {
+        let c = claims();
+        assert!(
+            check_claims(
+                &c,
+                "https://idp.example/{tenantid}/v2.0",
+                &expect(&[]),
+                1_000
+            )
+            .is_ok()
+        );
+        let mut other = c.clone();
+        other.tid = Some("t2".into());
+        assert_eq!(
+            check_claims(
+                &other,
+                "https://idp.example/{tenantid}/v2.0",
+                &expect(&[]),
+                1_000
+            ),
+            Err(TokenError::WrongIssuer)
+        );
+        let allowed = vec!["t9".to_owned()];
+        assert_eq!(
+            check_claims(
+                &c,
+                "https://idp.example/{tenantid}/v2.0",
+                &expect(&allowed),
+                1_000
+            ),
+            Err(TokenError::TenantNotAllowed)
+        );
+    }
+
+    #[test]
+    fn extra_audience_needs_trust_and_azp() {
+        let mut c = claims();
+        c.aud = Audience::Many(vec!["client".into(), "other".into()]);
+        c.azp = Some("client".into());
+        assert_eq!(
+            check_claims(&c, "https://idp.example/t1/v2.0", &expect(&[]), 1_000),
+            Err(TokenError::UntrustedAudience)
+        );
+    }
+}

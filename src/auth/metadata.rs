@@ -1,0 +1,334 @@
+//! Provider discovery and the signing-key cache.
+//!
+//! Discovery runs lazily and is retried after a cool-down while the provider is down, so
+//! rolegate starts without it and recovers by itself. Keys are fetched once and refetched only
+//! for an unknown `kid`, at most once per cool-down, so forged tokens cannot make us hammer the
+//! provider.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde::Deserialize;
+use url::Url;
+
+use super::config::AuthConfig;
+use super::error::{AuthError, TokenError};
+
+/// The parts of the discovery document rolegate uses.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProviderMetadata {
+    pub issuer: String,
+    pub authorization_endpoint: Url,
+    pub token_endpoint: Url,
+    pub jwks_uri: Url,
+    #[serde(default)]
+    pub end_session_endpoint: Option<Url>,
+    #[serde(default)]
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    #[serde(default)]
+    pub code_challenge_methods_supported: Vec<String>,
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: bool,
+}
+
+/// Entra's multi-tenant issuers carry this placeholder, replaced by the token's `tid`.
+pub const TENANT_PLACEHOLDER: &str = "{tenantid}";
+
+impl ProviderMetadata {
+    /// Checks that the document describes the configured authority and that every endpoint
+    /// uses https (loopback excepted), so a tampered document cannot downgrade the flow.
+    fn check(&self, authority: &Url) -> Result<(), String> {
+        let issuer = self.issuer.trim_end_matches('/');
+        let expected = authority.as_str().trim_end_matches('/');
+        if issuer.contains(TENANT_PLACEHOLDER) {
+            let issuer_url = Url::parse(&issuer.replace(TENANT_PLACEHOLDER, "tenant"))
+                .map_err(|_| "the discovery issuer is not a URL".to_owned())?;
+            if issuer_url.origin() != authority.origin() {
+                return Err(format!(
+                    "the discovery issuer {issuer} is not on the authority's host {expected}"
+                ));
+            }
+        } else if issuer != expected {
+            return Err(format!(
+                "the discovery issuer {issuer} differs from the configured authority {expected}"
+            ));
+        }
+        for (name, url) in [
+            ("authorization_endpoint", &self.authorization_endpoint),
+            ("token_endpoint", &self.token_endpoint),
+            ("jwks_uri", &self.jwks_uri),
+        ] {
+            if !secure_or_loopback(url) {
+                return Err(format!("{name} must use https: {url}"));
+            }
+        }
+        if !self.code_challenge_methods_supported.is_empty()
+            && !self
+                .code_challenge_methods_supported
+                .iter()
+                .any(|m| m == "S256")
+        {
+            return Err("the provider does not support PKCE S256".to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// https, or plain http on a loopback host (local development and tests only).
+pub fn secure_or_loopback(url: &Url) -> bool {
+    match url.scheme() {
+        "https" => true,
+        "http" => is_loopback_host(url),
+        _ => false,
+    }
+}
+
+pub fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// A verification key from the JWKS, decoded once.
+pub struct CachedKey {
+    pub key: DecodingKey,
+    /// The `alg` the JWK pins, if any; a token must then use exactly it.
+    pub alg: Option<Algorithm>,
+}
+
+#[derive(Default)]
+struct KeySet {
+    by_kid: HashMap<String, Arc<CachedKey>>,
+    /// Keys without a `kid`, usable only when the set has exactly one key.
+    only_key: Option<Arc<CachedKey>>,
+}
+
+/// JWKS cache with a rate-limited refetch on unknown `kid`.
+pub struct KeyCache {
+    jwks_uri: Url,
+    keys: RwLock<KeySet>,
+    last_fetch: RwLock<Instant>,
+    refresh: tokio::sync::Mutex<()>,
+    cooldown: std::time::Duration,
+}
+
+impl KeyCache {
+    async fn fetch(http: &reqwest::Client, jwks_uri: &Url) -> Result<KeySet, String> {
+        #[derive(Deserialize)]
+        struct RawSet {
+            keys: Vec<serde_json::Value>,
+        }
+        let response = http
+            .get(jwks_uri.clone())
+            .send()
+            .await
+            .map_err(|e| format!("GET {jwks_uri}: {}", describe_reqwest(&e)))?;
+        if !response.status().is_success() {
+            return Err(format!("GET {jwks_uri}: status {}", response.status()));
+        }
+        let raw: RawSet = response
+            .json()
+            .await
+            .map_err(|e| format!("JWKS at {jwks_uri} is not a key set: {e}"))?;
+        let mut set = KeySet::default();
+        let mut usable = Vec::new();
+        for value in raw.keys {
+            // A key we cannot parse (unknown kty, encryption key) is skipped, not fatal.
+            let Ok(jwk) = serde_json::from_value::<Jwk>(value) else {
+                continue;
+            };
+            if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+                continue;
+            }
+            let Ok(key) = DecodingKey::from_jwk(&jwk) else {
+                continue;
+            };
+            let alg = jwk
+                .common
+                .key_algorithm
+                .and_then(|a| Algorithm::try_from(a).ok());
+            let cached = Arc::new(CachedKey { key, alg });
+            if let Some(kid) = jwk.common.key_id.clone() {
+                set.by_kid.insert(kid, cached.clone());
+            }
+            usable.push(cached);
+        }
+        if usable.len() == 1 {
+            set.only_key = usable.pop();
+        }
+        Ok(set)
+    }
+
+    /// The key for `kid`; refetches the set once per cool-down when the kid is unknown.
+    pub async fn key_for(
+        &self,
+        http: &reqwest::Client,
+        kid: Option<&str>,
+    ) -> Result<Arc<CachedKey>, TokenError> {
+        if let Some(key) = self.lookup(kid) {
+            return Ok(key);
+        }
+        let _guard = self.refresh.lock().await;
+        // Another request may have refreshed while we waited.
+        if let Some(key) = self.lookup(kid) {
+            return Ok(key);
+        }
+        let since = self
+            .last_fetch
+            .read()
+            .map(|t| t.elapsed())
+            .unwrap_or_default();
+        if since < self.cooldown {
+            return Err(TokenError::UnknownKey);
+        }
+        *self
+            .last_fetch
+            .write()
+            .map_err(|_| TokenError::KeysUnavailable("key cache poisoned".into()))? =
+            Instant::now();
+        tracing::info!(jwks_uri = %self.jwks_uri, "unknown key id, refetching the provider's keys");
+        let set = Self::fetch(http, &self.jwks_uri)
+            .await
+            .map_err(TokenError::KeysUnavailable)?;
+        if let Ok(mut keys) = self.keys.write() {
+            *keys = set;
+        }
+        self.lookup(kid).ok_or(TokenError::UnknownKey)
+    }
+
+    fn lookup(&self, kid: Option<&str>) -> Option<Arc<CachedKey>> {
+        let keys = self.keys.read().ok()?;
+        match kid {
+            Some(kid) => keys.by_kid.get(kid).cloned(),
+            None => keys.only_key.clone(),
+        }
+    }
+}
+
+/// A discovered provider: its metadata and keys.
+pub struct Provider {
+    pub metadata: ProviderMetadata,
+    pub keys: KeyCache,
+}
+
+impl Provider {
+    /// Whether the token endpoint wants the client secret in the POST body (Entra, and any
+    /// provider that lists `client_secret_post`) rather than HTTP Basic.
+    pub fn secret_in_body(&self) -> bool {
+        self.metadata
+            .token_endpoint_auth_methods_supported
+            .iter()
+            .any(|m| m == "client_secret_post")
+    }
+}
+
+/// Lazily discovered provider, shared by all workers.
+pub struct ProviderHandle {
+    current: RwLock<Option<Arc<Provider>>>,
+    last_attempt: tokio::sync::Mutex<Option<(Instant, String)>>,
+}
+
+impl ProviderHandle {
+    pub fn new() -> Self {
+        ProviderHandle {
+            current: RwLock::new(None),
+            last_attempt: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The provider, discovering it first if needed. While it is unreachable, attempts are
+    /// spaced by `config.discovery_retry` and the last error is returned in between.
+    pub async fn get(
+        &self,
+        config: &AuthConfig,
+        http: &reqwest::Client,
+    ) -> Result<Arc<Provider>, AuthError> {
+        if let Some(p) = self.cached() {
+            return Ok(p);
+        }
+        let mut last = self.last_attempt.lock().await;
+        if let Some(p) = self.cached() {
+            return Ok(p);
+        }
+        if let Some((at, err)) = last.as_ref()
+            && at.elapsed() < config.discovery_retry
+        {
+            return Err(AuthError::ProviderUnavailable(err.clone()));
+        }
+        match discover(config, http).await {
+            Ok(provider) => {
+                let provider = Arc::new(provider);
+                if let Ok(mut current) = self.current.write() {
+                    *current = Some(provider.clone());
+                }
+                *last = None;
+                tracing::info!(issuer = %provider.metadata.issuer, "identity provider discovered");
+                Ok(provider)
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "identity provider discovery failed");
+                *last = Some((Instant::now(), err.clone()));
+                Err(AuthError::ProviderUnavailable(err))
+            }
+        }
+    }
+
+    /// The provider if already discovered; never calls out.
+    pub fn cached(&self) -> Option<Arc<Provider>> {
+        self.current.read().ok().and_then(|c| c.clone())
+    }
+}
+
+impl Default for ProviderHandle {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+async fn discover(config: &AuthConfig, http: &reqwest::Client) -> Result<Provider, String> {
+    let base = config.authority.as_str().trim_end_matches('/');
+    let url = format!("{base}/.well-known/openid-configuration");
+    let response = http
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| format!("GET {url}: {}", describe_reqwest(&e)))?;
+    if !response.status().is_success() {
+        return Err(format!("GET {url}: status {}", response.status()));
+    }
+    let metadata: ProviderMetadata = response
+        .json()
+        .await
+        .map_err(|e| format!("discovery document at {url} is invalid: {e}"))?;
+    metadata.check(&config.authority)?;
+    let keys = KeyCache::fetch(http, &metadata.jwks_uri).await?;
+    Ok(Provider {
+        keys: KeyCache {
+            jwks_uri: metadata.jwks_uri.clone(),
+            keys: RwLock::new(keys),
+            last_fetch: RwLock::new(Instant::now()),
+            refresh: tokio::sync::Mutex::new(()),
+            cooldown: config.jwks_refresh_cooldown,
+        },
+        metadata,
+    })
+}
+
+/// A short reason for a failed provider call, without the URL's query (which may hold a code).
+pub fn describe_reqwest(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".to_owned()
+    } else if e.is_connect() {
+        "connection failed".to_owned()
+    } else if e.is_decode() {
+        "invalid response body".to_owned()
+    } else {
+        e.to_string()
+    }
+}

@@ -1,0 +1,37 @@
+//! Database pool and migrations (SQLite through sqlx).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::settings::DatabaseSettings;
+
+/// Opens the pool, creating the SQLite file (and its folder) when needed.
+pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<SqlitePool> {
+    let options = SqliteConnectOptions::from_str(&settings.url)
+        .map_err(|e| anyhow::anyhow!("database.url is not a valid SQLite URL: {e}"))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(5));
+    if let Some(dir) = options.get_filename().parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            anyhow::anyhow!("cannot create the database folder {}: {e}", dir.display())
+        })?;
+    }
+    let pool = SqlitePoolOptions::new()
+        .max_connections(settings.max_connections)
+        .connect_with(options)
+        .await?;
+    Ok(pool)
+}
+
+/// Applies `migrations/` (embedded at build time).
+pub async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {
+    sqlx::migrate!("./migrations").run(pool).await?;
+    Ok(())
+}

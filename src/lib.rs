@@ -1,0 +1,12 @@
+//! rolegate: OpenID Connect sign-in and app-role authorization for Actix-web.
+
+pub mod auth;
+pub mod db;
+pub mod error;
+pub mod net;
+pub mod routes;
+pub mod session_store;
+pub mod settings;
+pub mod startup;
+pub mod telemetry;
+pub mod templates;

@@ -1,0 +1,37 @@
+//! rolegate's own pages and API, one file per area.
+
+pub mod admin;
+pub mod api;
+pub mod health;
+pub mod home;
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::auth::MaybeUser;
+use crate::templates::{Templates, base_context};
+
+/// Registers every route of this crate (the auth routes come from `Auth::configure`).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    health::configure(cfg);
+    home::configure(cfg);
+    api::configure(cfg);
+    admin::configure(cfg);
+}
+
+/// 404 page for any unknown route (JSON under `/api/`).
+pub async fn not_found(
+    req: HttpRequest,
+    _user: MaybeUser,
+    templates: web::Data<Arc<Templates>>,
+) -> HttpResponse {
+    if req.path().starts_with("/api/") {
+        return HttpResponse::NotFound()
+            .json(serde_json::json!({"error": "not_found", "detail": "No such endpoint."}));
+    }
+    let mut ctx = base_context(&req);
+    ctx.insert("title", "Page not found");
+    templates.page(StatusCode::NOT_FOUND, "not_found.html", &ctx)
+}

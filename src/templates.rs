@@ -1,0 +1,104 @@
+//! Tera pages, loaded once at start-up, and rolegate's implementation of the auth module's pages.
+
+use std::sync::{Arc, OnceLock};
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+use tera::{Context, Tera};
+
+use crate::auth::session::Resolved;
+use crate::auth::{AccessLevel, AuthError, AuthPages, LoginPage, User};
+
+/// The compiled templates.
+pub struct Templates {
+    tera: Tera,
+}
+
+static GLOBAL: OnceLock<Arc<Templates>> = OnceLock::new();
+
+impl Templates {
+    /// Loads `templates/**/*.html` from `dir`; a syntax error fails start-up.
+    pub fn load(dir: &str) -> anyhow::Result<Arc<Templates>> {
+        if let Some(t) = GLOBAL.get() {
+            return Ok(t.clone());
+        }
+        let mut tera = Tera::new();
+        tera.load_from_glob(&format!("{dir}/**/*.html"))
+            .map_err(|e| anyhow::anyhow!("cannot load templates from {dir}/: {e}"))?;
+        let templates = Arc::new(Templates { tera });
+        Ok(GLOBAL.get_or_init(|| templates).clone())
+    }
+
+    /// The templates loaded at start-up, for error pages built outside a handler.
+    pub fn global() -> Option<Arc<Templates>> {
+        GLOBAL.get().cloned()
+    }
+
+    /// Renders `name` as an HTML response; a render failure is logged and becomes a bare 500.
+    pub fn page(&self, status: StatusCode, name: &str, ctx: &Context) -> HttpResponse {
+        match self.tera.render(name, ctx) {
+            Ok(body) => HttpResponse::build(status)
+                .content_type("text/html; charset=utf-8")
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .body(body),
+            Err(e) => {
+                tracing::error!(template = name, error = %e, "template render failed");
+                HttpResponse::InternalServerError()
+                    .content_type("text/plain; charset=utf-8")
+                    .body("Internal error while rendering the page.")
+            }
+        }
+    }
+}
+
+/// The context every page starts from: the signed-in user, if any, for the navbar.
+pub fn base_context(req: &HttpRequest) -> Context {
+    let mut ctx = Context::new();
+    let user = req.extensions().get::<Resolved>().and_then(|r| r.0.clone());
+    if let Some(user) = user {
+        ctx.insert("user", &*user);
+        ctx.insert("access_level", user.level.map(|l| l.label()).unwrap_or(""));
+    }
+    ctx
+}
+
+/// Pages shown by the auth module, rendered with Tera.
+pub struct TeraPages(pub Arc<Templates>);
+
+impl AuthPages for TeraPages {
+    fn login(&self, req: &HttpRequest, page: &LoginPage) -> HttpResponse {
+        let mut ctx = base_context(req);
+        ctx.insert("sign_in_url", &page.sign_in_url);
+        ctx.insert("signed_out", &page.signed_out);
+        ctx.insert("next", &page.next);
+        self.0.page(StatusCode::OK, "login.html", &ctx)
+    }
+
+    fn auth_error(&self, req: &HttpRequest, error: &AuthError) -> HttpResponse {
+        let mut ctx = base_context(req);
+        ctx.insert("title", error.title());
+        ctx.insert("advice", error.advice());
+        ctx.insert("reason", error.reason());
+        ctx.insert("status", &error.status().as_u16());
+        if let Some(detail) = error.provider_detail() {
+            ctx.insert("provider_detail", &detail);
+        }
+        self.0.page(error.status(), "auth_error.html", &ctx)
+    }
+
+    fn forbidden(&self, req: &HttpRequest, user: &User, needed: AccessLevel) -> HttpResponse {
+        let mut ctx = base_context(req);
+        ctx.insert("user", user);
+        ctx.insert("needed_role", needed.role_name());
+        self.0.page(StatusCode::FORBIDDEN, "forbidden.html", &ctx)
+    }
+}
+
+/// Formats a unix time as `2026-11-23 18:34 UTC` (Tera 2 has no date filter).
+pub fn format_time(unix: i64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
