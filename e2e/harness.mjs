@@ -154,6 +154,7 @@ export function rolegateEnv({ port, idpUrl, workDir }) {
     APP__SESSION__KEY_FILE: join(workDir, 'session.key'),
     RUST_LOG: process.env.RUST_LOG || 'info',
     RUST_BACKTRACE: '1',
+    NO_COLOR: '1', // plain log files
   };
 }
 
