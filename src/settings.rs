@@ -40,6 +40,8 @@ pub struct ServerSettings {
     /// External base URL: the only source of absolute URLs.
     pub public_url: Url,
     pub trusted_proxies: Vec<IpNet>,
+    /// Worker threads; 0 = one per core.
+    pub workers: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -306,6 +308,7 @@ fn read(r: &mut Reader<'_>, env_name: &str) -> Settings {
         })
         .collect();
 
+    let workers = r.get("server.workers", 0usize, "a whole number");
     let authority_text = r.string("auth.authority", "");
     let authority = parse_url(r, "auth.authority", &authority_text);
     let client_id = r.string("auth.client_id", "");
@@ -375,6 +378,7 @@ fn read(r: &mut Reader<'_>, env_name: &str) -> Settings {
             port,
             public_url,
             trusted_proxies,
+            workers,
         },
         auth: AuthSettings {
             authority,

@@ -186,7 +186,12 @@ async fn full_server(
     let idle = CookieDuration::minutes(settings.session.idle_timeout_minutes as i64);
     let https = settings.server.public_url.scheme() == "https";
     let proxies = TrustedProxies(settings.server.trusted_proxies.clone());
-    let workers = settings_workers();
+    let workers = match settings.server.workers {
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
+        n => n,
+    };
     let pool = web::Data::new(pool);
     let templates = web::Data::new(templates);
 
@@ -219,18 +224,6 @@ async fn full_server(
     .listen(listener)?
     .run();
     Ok(server)
-}
-
-fn settings_workers() -> usize {
-    std::env::var("ROLEGATE_WORKERS")
-        .ok()
-        .and_then(|w| w.parse().ok())
-        .filter(|w| *w > 0)
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2)
-        })
 }
 
 /// Development with incomplete settings: every page says what to fill in (503).

@@ -25,9 +25,15 @@ const ALLOWED_ALGORITHMS: [Algorithm; 8] = [
 /// Claims rolegate reads. Unknown claims are ignored.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Claims {
+    // Presence of iss, sub, aud and exp is enforced by jsonwebtoken's required claims, which
+    // runs after deserialisation; defaults here let that check report the missing claim.
+    #[serde(default)]
     pub iss: String,
+    #[serde(default)]
     pub sub: String,
+    #[serde(default)]
     pub aud: Audience,
+    #[serde(default)]
     pub exp: i64,
     #[serde(default)]
     pub nbf: Option<i64>,
@@ -63,6 +69,12 @@ pub enum Audience {
     Many(Vec<String>),
 }
 
+impl Default for Audience {
+    fn default() -> Self {
+        Audience::Many(Vec::new())
+    }
+}
+
 impl Audience {
     pub fn values(&self) -> &[String] {
         match self {
@@ -90,11 +102,10 @@ pub async fn validate(
     http: &reqwest::Client,
     expect: &Expectations<'_>,
 ) -> Result<Claims, TokenError> {
-    let header = decode_header(token).map_err(|e| match e.kind() {
-        ErrorKind::InvalidAlgorithmName | ErrorKind::UnsupportedAlgorithm => {
-            TokenError::DisallowedAlgorithm(header_alg(token).unwrap_or_else(|| "unknown".into()))
-        }
-        _ => TokenError::Malformed,
+    // A header jsonwebtoken cannot parse is often an algorithm it does not know (`none`).
+    let header = decode_header(token).map_err(|_| match header_alg(token) {
+        Some(alg) => TokenError::DisallowedAlgorithm(alg),
+        None => TokenError::Malformed,
     })?;
     if !ALLOWED_ALGORITHMS.contains(&header.alg) {
         return Err(TokenError::DisallowedAlgorithm(format!("{:?}", header.alg)));
@@ -128,6 +139,9 @@ pub fn check_claims(
 ) -> Result<(), TokenError> {
     if claims.sub.trim().is_empty() {
         return Err(TokenError::MissingClaim("sub".into()));
+    }
+    if claims.aud.values().is_empty() {
+        return Err(TokenError::MissingClaim("aud".into()));
     }
     if claims.aud.values().iter().any(|a| a != expect.audience) {
         return Err(TokenError::UntrustedAudience);

@@ -1,0 +1,297 @@
+//! An in-process OpenID provider for rejection tests: discovery, JWKS, token endpoint.
+//! Each test decides what the token endpoint answers and signs its own tokens.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use base64::Engine;
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+
+pub const CLIENT_ID: &str = "rolegate-test";
+pub const CLIENT_SECRET: &str = "test-secret-value-123";
+pub const TENANT: &str = "11111111-2222-3333-4444-555555555555";
+
+const KEY_1: &[u8] = include_bytes!("fixtures/idp-key-1.pem");
+const KEY_2: &[u8] = include_bytes!("fixtures/idp-key-2.pem");
+
+/// What the token endpoint does with the next code redemption.
+#[derive(Clone)]
+pub enum TokenReply {
+    /// 200 with this ID token.
+    IdToken(String),
+    /// 200 with a well-formed response that lacks `id_token`.
+    NoIdToken,
+    /// This status and raw body.
+    Raw(u16, String),
+    /// Never answer within the client's timeout.
+    Hang,
+}
+
+pub struct SigningKey {
+    pub kid: String,
+    pub encoding: EncodingKey,
+    pub jwk: Jwk,
+}
+
+impl SigningKey {
+    fn new(kid: &str, pem: &[u8]) -> SigningKey {
+        let encoding = EncodingKey::from_rsa_pem(pem).expect("fixture key parses");
+        let mut jwk = Jwk::from_encoding_key(&encoding, Algorithm::RS256).expect("jwk");
+        jwk.common.key_id = Some(kid.to_owned());
+        SigningKey {
+            kid: kid.to_owned(),
+            encoding,
+            jwk,
+        }
+    }
+}
+
+pub struct IdpState {
+    pub reply: TokenReply,
+    /// Keys published in the JWKS.
+    pub published: Vec<Jwk>,
+    pub end_session: bool,
+    pub iss_param_supported: bool,
+    pub last_token_form: Option<HashMap<String, String>>,
+    pub last_token_auth_header: Option<String>,
+}
+
+pub struct FakeIdp {
+    pub issuer: String,
+    pub state: Arc<Mutex<IdpState>>,
+    pub jwks_hits: Arc<AtomicUsize>,
+    pub token_hits: Arc<AtomicUsize>,
+    pub discovery_hits: Arc<AtomicUsize>,
+    pub key1: SigningKey,
+    pub key2: SigningKey,
+}
+
+impl FakeIdp {
+    pub async fn start() -> FakeIdp {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake idp");
+        Self::start_on(listener).await
+    }
+
+    pub async fn start_on(listener: TcpListener) -> FakeIdp {
+        let port = listener.local_addr().unwrap().port();
+        let issuer = format!("http://127.0.0.1:{port}");
+        let key1 = SigningKey::new("key-1", KEY_1);
+        let key2 = SigningKey::new("key-2", KEY_2);
+        let state = Arc::new(Mutex::new(IdpState {
+            reply: TokenReply::Raw(500, "no reply configured".into()),
+            published: vec![key1.jwk.clone()],
+            end_session: true,
+            iss_param_supported: false,
+            last_token_form: None,
+            last_token_auth_header: None,
+        }));
+        let jwks_hits = Arc::new(AtomicUsize::new(0));
+        let token_hits = Arc::new(AtomicUsize::new(0));
+        let discovery_hits = Arc::new(AtomicUsize::new(0));
+        let shared = Shared {
+            issuer: issuer.clone(),
+            state: state.clone(),
+            jwks_hits: jwks_hits.clone(),
+            token_hits: token_hits.clone(),
+            discovery_hits: discovery_hits.clone(),
+        };
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(web::Data::new(shared.clone()))
+                .route(
+                    "/.well-known/openid-configuration",
+                    web::get().to(discovery),
+                )
+                .route("/jwks", web::get().to(jwks))
+                .route("/token", web::post().to(token))
+        })
+        .workers(1)
+        .listen(listener)
+        .expect("listen")
+        .run();
+        tokio::spawn(server);
+        FakeIdp {
+            issuer,
+            state,
+            jwks_hits,
+            token_hits,
+            discovery_hits,
+            key1,
+            key2,
+        }
+    }
+
+    pub fn reply(&self, reply: TokenReply) {
+        self.state.lock().unwrap().reply = reply;
+    }
+
+    pub fn publish(&self, keys: Vec<Jwk>) {
+        self.state.lock().unwrap().published = keys;
+    }
+
+    pub fn last_token_form(&self) -> HashMap<String, String> {
+        self.state
+            .lock()
+            .unwrap()
+            .last_token_form
+            .clone()
+            .unwrap_or_default()
+    }
+
+    /// Claims as the bundled cast gets them: `alice` Admin, `bob` Write, `carol` Read,
+    /// `dave` an empty roles array, `erin` no roles claim at all.
+    pub fn claims(&self, user: &str, nonce: &str) -> Value {
+        let now = now();
+        let mut claims = json!({
+            "iss": self.issuer,
+            "aud": CLIENT_ID,
+            "sub": format!("sub-{user}-0001"),
+            "exp": now + 3600,
+            "iat": now,
+            "nbf": now,
+            "nonce": nonce,
+            "tid": TENANT,
+            "oid": format!("oid-{user}"),
+            "name": format!("{} Test", capitalise(user)),
+            "preferred_username": format!("{user}@rolegate.test"),
+            "sid": "sid-1",
+        });
+        let roles = match user {
+            "alice" => Some(vec!["DemoApp.Admin"]),
+            "bob" => Some(vec!["DemoApp.Write"]),
+            "carol" => Some(vec!["DemoApp.Read"]),
+            "dave" => Some(vec![]),
+            _ => None,
+        };
+        if let Some(roles) = roles {
+            claims["roles"] = json!(roles);
+        }
+        claims
+    }
+
+    /// Signs `claims` with key 1 (RS256, kid `key-1`).
+    pub fn sign(&self, claims: &Value) -> String {
+        sign_with(
+            &self.key1.encoding,
+            Some(&self.key1.kid),
+            Algorithm::RS256,
+            claims,
+        )
+    }
+}
+
+pub fn sign_with(key: &EncodingKey, kid: Option<&str>, alg: Algorithm, claims: &Value) -> String {
+    let mut header = Header::new(alg);
+    header.kid = kid.map(str::to_owned);
+    jsonwebtoken::encode(&header, claims, key).expect("sign")
+}
+
+/// A JWT with `alg: none` and an empty signature.
+pub fn unsigned(kid: &str, claims: &Value) -> String {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = json!({"alg": "none", "typ": "JWT", "kid": kid});
+    format!(
+        "{}.{}.",
+        b64.encode(header.to_string()),
+        b64.encode(claims.to_string())
+    )
+}
+
+/// The public half of fixture key 1 as PEM: what an attacker uses as an HMAC secret.
+pub const PUBLIC_PEM_KEY_1: &[u8] = include_bytes!("fixtures/idp-key-1.pub.pem");
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }
+}
+
+#[derive(Clone)]
+struct Shared {
+    issuer: String,
+    state: Arc<Mutex<IdpState>>,
+    jwks_hits: Arc<AtomicUsize>,
+    token_hits: Arc<AtomicUsize>,
+    discovery_hits: Arc<AtomicUsize>,
+}
+
+async fn discovery(s: web::Data<Shared>) -> HttpResponse {
+    s.discovery_hits.fetch_add(1, Ordering::SeqCst);
+    let state = s.state.lock().unwrap();
+    let mut doc = json!({
+        "issuer": s.issuer,
+        "authorization_endpoint": format!("{}/authorize", s.issuer),
+        "token_endpoint": format!("{}/token", s.issuer),
+        "jwks_uri": format!("{}/jwks", s.issuer),
+        "response_types_supported": ["code"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "authorization_response_iss_parameter_supported": state.iss_param_supported,
+    });
+    if state.end_session {
+        doc["end_session_endpoint"] = json!(format!("{}/logout", s.issuer));
+    }
+    HttpResponse::Ok().json(doc)
+}
+
+async fn jwks(s: web::Data<Shared>) -> HttpResponse {
+    s.jwks_hits.fetch_add(1, Ordering::SeqCst);
+    let keys = s.state.lock().unwrap().published.clone();
+    HttpResponse::Ok().json(JwkSet { keys })
+}
+
+async fn token(
+    s: web::Data<Shared>,
+    req: actix_web::HttpRequest,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    s.token_hits.fetch_add(1, Ordering::SeqCst);
+    let reply = {
+        let mut state = s.state.lock().unwrap();
+        state.last_token_form = Some(form.into_inner());
+        state.last_token_auth_header = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        state.reply.clone()
+    };
+    match reply {
+        TokenReply::IdToken(id_token) => HttpResponse::Ok().json(json!({
+            "access_token": "opaque-access-token",
+            "token_type": "Bearer",
+            "expires_in": 3600,
+            "id_token": id_token,
+        })),
+        TokenReply::NoIdToken => HttpResponse::Ok().json(json!({
+            "access_token": "opaque-access-token",
+            "token_type": "Bearer",
+            "expires_in": 3600,
+        })),
+        TokenReply::Raw(status, body) => {
+            HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+                .content_type("application/json")
+                .body(body)
+        }
+        TokenReply::Hang => {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            HttpResponse::Ok().finish()
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! `spawn_app()`: rolegate on port 0 against the fake provider, and a cookie-keeping client.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use base64::Engine;
+use reqwest::cookie::{CookieStore, Jar};
+use reqwest::redirect::Policy;
+use rolegate::settings::{self, Loaded};
+use rolegate::startup::Application;
+use url::Url;
+
+use crate::fake_idp::{CLIENT_ID, CLIENT_SECRET, FakeIdp, TokenReply};
+
+pub const PUBLIC_URL: &str = "http://127.0.0.1:18443";
+
+pub struct TestApp {
+    pub address: String,
+    pub idp: FakeIdp,
+    pub client: reqwest::Client,
+    pub jar: Arc<Jar>,
+    pub db_dir: PathBuf,
+    pub env: HashMap<String, String>,
+}
+
+/// A sign-in started at `/login`: what the authorization URL carried.
+pub struct Started {
+    pub url: Url,
+    pub params: HashMap<String, String>,
+    pub state: String,
+    pub nonce: String,
+}
+
+pub fn session_key_b64() -> String {
+    base64::engine::general_purpose::STANDARD.encode([7u8; 64])
+}
+
+/// The environment for a test app: everything comes through `APP__...` variables.
+pub fn base_env(idp: &FakeIdp, db_dir: &std::path::Path) -> HashMap<String, String> {
+    let mut env = HashMap::new();
+    for (k, v) in [
+        ("APP__SERVER__HOST", "127.0.0.1".to_owned()),
+        ("APP__SERVER__PORT", "0".to_owned()),
+        ("APP__SERVER__WORKERS", "1".to_owned()),
+        ("APP__SERVER__PUBLIC_URL", PUBLIC_URL.to_owned()),
+        ("APP__AUTH__AUTHORITY", idp.issuer.clone()),
+        ("APP__AUTH__CLIENT_ID", CLIENT_ID.to_owned()),
+        ("APP__AUTH__CLIENT_SECRET", CLIENT_SECRET.to_owned()),
+        ("APP__AUTH__HTTP_TIMEOUT_SECS", "2".to_owned()),
+        ("APP__AUTH__DISCOVERY_RETRY_SECS", "0".to_owned()),
+        ("APP__AUTH__JWKS_REFRESH_COOLDOWN_SECS", "30".to_owned()),
+        (
+            "APP__DATABASE__URL",
+            format!("sqlite://{}/rolegate.db?mode=rwc", db_dir.display()),
+        ),
+        ("APP__SESSION__KEY", session_key_b64()),
+    ] {
+        env.insert(k.to_owned(), v);
+    }
+    env
+}
+
+pub fn temp_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "rolegate-test-{}",
+        oauth2::CsrfToken::new_random_len(9).secret()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Loads settings the way the binary does, from the repo's files plus `env`.
+pub fn load_settings(app_env: &str, env: &HashMap<String, String>) -> Loaded {
+    let map = env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    settings::load(std::path::Path::new("."), Some(app_env), map)
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
+    spawn_app_custom(|_| {}, tweak).await
+}
+
+/// Sets the provider up before rolegate discovers it, then tweaks rolegate's environment.
+pub async fn spawn_app_custom(
+    setup_idp: impl FnOnce(&FakeIdp),
+    tweak: impl FnOnce(&mut HashMap<String, String>),
+) -> TestApp {
+    init_logs();
+    let idp = FakeIdp::start().await;
+    setup_idp(&idp);
+    let db_dir = temp_dir();
+    let mut env = base_env(&idp, &db_dir);
+    tweak(&mut env);
+    let address = start_rolegate(&env).await;
+    let jar = Arc::new(Jar::default());
+    TestApp {
+        address,
+        idp,
+        client: client_with(jar.clone()),
+        jar,
+        db_dir,
+        env,
+    }
+}
+
+/// Starts rolegate with `env` (Test environment) and returns its base address.
+pub async fn start_rolegate(env: &HashMap<String, String>) -> String {
+    let loaded = load_settings("Test", env);
+    assert!(
+        loaded.problems.is_empty(),
+        "settings problems: {:?}",
+        loaded.problems
+    );
+    let app = Application::build(loaded).await.expect("app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    address
+}
+
+pub fn client_with(jar: Arc<Jar>) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .cookie_provider(jar)
+        .build()
+        .unwrap()
+}
+
+fn init_logs() {
+    if std::env::var("TEST_LOG").is_ok() {
+        rolegate::telemetry::init("debug");
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// `GET /login[?next=..]` and the authorization URL from its sign-in link.
+    pub async fn start_login(&self, query: &str) -> Started {
+        let response = self.get(&format!("/login{query}")).await;
+        assert_eq!(response.status(), 200, "login page");
+        let body = response.text().await.unwrap();
+        started_from_page(&body)
+    }
+
+    pub async fn callback(&self, query: &str) -> reqwest::Response {
+        self.get(&format!("/getAToken?{query}")).await
+    }
+
+    /// Completes a started sign-in with an ID token signed over `claims`.
+    pub async fn finish_with_token(&self, started: &Started, token: String) -> reqwest::Response {
+        self.idp.reply(TokenReply::IdToken(token));
+        self.callback(&format!("code=test-code&state={}", started.state))
+            .await
+    }
+
+    /// Full sign-in as one of the cast; asserts it worked.
+    pub async fn sign_in(&self, user: &str) {
+        let started = self.start_login("").await;
+        let claims = self.idp.claims(user, &started.nonce);
+        let response = self
+            .finish_with_token(&started, self.idp.sign(&claims))
+            .await;
+        assert_eq!(
+            response.status(),
+            302,
+            "sign-in as {user}: {}",
+            response.text().await.unwrap()
+        );
+    }
+
+    /// The session cookie's value, if the jar holds one.
+    pub fn session_cookie(&self) -> Option<String> {
+        let url: Url = self.address.parse().unwrap();
+        let header = self.jar.cookies(&url)?;
+        header
+            .to_str()
+            .ok()?
+            .split("; ")
+            .find_map(|c| c.strip_prefix("rolegate_session=").map(str::to_owned))
+    }
+
+    /// Whether this client is treated as signed in (`/api/me` answers 200).
+    pub async fn is_signed_in(&self) -> bool {
+        self.get("/api/me").await.status() == 200
+    }
+
+    pub async fn pool(&self) -> sqlx::SqlitePool {
+        sqlx::SqlitePool::connect(&format!("sqlite://{}/rolegate.db", self.db_dir.display()))
+            .await
+            .unwrap()
+    }
+}
+
+/// Reads the `href` of `<a id="sign-in">` and parses the authorization request.
+pub fn started_from_page(body: &str) -> Started {
+    let marker = "id=\"sign-in\"";
+    let at = body.find(marker).expect("sign-in link on the page");
+    let rest = &body[at..];
+    let href_start = rest.find("href=\"").expect("href") + 6;
+    let href_end = rest[href_start..].find('"').unwrap() + href_start;
+    let href = rest[href_start..href_end].replace("&amp;", "&");
+    let url = Url::parse(&href).expect("absolute sign-in URL");
+    let params: HashMap<String, String> = url.query_pairs().into_owned().collect();
+    Started {
+        state: params["state"].clone(),
+        nonce: params["nonce"].clone(),
+        params,
+        url,
+    }
+}
+
+/// The `data-reason` of an auth error page.
+pub fn reason_of(body: &str) -> Option<String> {
+    let at = body.find("data-reason=\"")? + 13;
+    let end = body[at..].find('"')? + at;
+    Some(body[at..end].to_owned())
+}

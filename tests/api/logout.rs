@@ -1,0 +1,60 @@
+//! Sign-out ends the server-side session first, then goes to the provider.
+
+use crate::fake_idp::CLIENT_ID;
+use crate::helpers::{PUBLIC_URL, spawn_app, spawn_app_custom};
+
+#[tokio::test]
+async fn logout_deletes_the_session_and_redirects_to_end_session() {
+    let app = spawn_app().await;
+    app.sign_in("alice").await;
+    let cookie = app.session_cookie().unwrap();
+    let response = app.get("/logout").await;
+    assert_eq!(response.status(), 302);
+    let location = url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
+    assert_eq!(location.path(), "/logout");
+    assert!(location.as_str().starts_with(&app.idp.issuer));
+    let q: std::collections::HashMap<_, _> = location.query_pairs().into_owned().collect();
+    assert_eq!(q["post_logout_redirect_uri"], format!("{PUBLIC_URL}/login"));
+    assert_eq!(q["client_id"], CLIENT_ID);
+    assert_eq!(q["id_token_hint"].split('.').count(), 3);
+
+    assert!(!app.is_signed_in().await);
+    assert_eq!(app.get("/").await.status(), 302);
+    let pool = app.pool().await;
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE user_sub IS NOT NULL")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0, "the row is gone, not just the cookie");
+
+    // The old cookie, replayed, is worthless.
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    jar.add_cookie_str(
+        &format!("rolegate_session={cookie}"),
+        &app.address.parse().unwrap(),
+    );
+    let replay = crate::helpers::client_with(jar)
+        .get(app.url("/api/me"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), 401);
+
+    // Back on the sign-in page, the user is told they signed out, once.
+    let page = app.get("/login").await.text().await.unwrap();
+    assert!(page.contains("id=\"signed-out\""));
+    let again = app.get("/login").await.text().await.unwrap();
+    assert!(!again.contains("id=\"signed-out\""));
+}
+
+#[tokio::test]
+async fn logout_without_end_session_lands_on_login() {
+    let app = spawn_app_custom(|idp| idp.state.lock().unwrap().end_session = false, |_| {}).await;
+    app.sign_in("bob").await;
+    let response = app.get("/logout").await;
+    assert_eq!(response.status(), 302);
+    assert_eq!(response.headers()["location"], "/login");
+    assert!(!app.is_signed_in().await);
+    let page = app.get("/login").await.text().await.unwrap();
+    assert!(page.contains("id=\"signed-out\""));
+}
