@@ -1,15 +1,24 @@
-//! Application errors mapped to HTTP in one place: a page for browsers, JSON for the API.
+//! Errors mapped to HTTP in one place: [`AppError`] renders a page, [`ApiError`] renders the
+//! API's stable JSON shape `{"error": "...", "detail": "..."}`.
 
+use actix_web::error::{JsonPayloadError, QueryPayloadError, UrlencodedError};
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use tera::Context;
 
 use crate::templates::Templates;
 
+/// A failed page request.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("not found")]
     NotFound,
+    #[error("missing or wrong CSRF token")]
+    Csrf,
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("request body too large")]
+    TooLarge,
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -18,6 +27,9 @@ impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
             AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::Csrf => StatusCode::FORBIDDEN,
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -26,19 +38,147 @@ impl ResponseError for AppError {
         let status = self.status_code();
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
+        } else {
+            tracing::warn!(error = %self, "request refused");
         }
-        let (template, title) = match self {
-            AppError::NotFound => ("not_found.html", "Page not found"),
-            AppError::Database(_) => ("error.html", "The database is unavailable"),
+        let (template, title, message) = match self {
+            AppError::NotFound => ("not_found.html", "Page not found", "There is nothing at this address.".to_owned()),
+            AppError::Csrf => (
+                "error.html",
+                "This form has expired",
+                "The form was missing its security token or it did not match your session. Go back, reload the page and try again.".to_owned(),
+            ),
+            AppError::BadRequest(why) => ("error.html", "The request could not be understood", why.clone()),
+            AppError::TooLarge => ("error.html", "The request is too large", "Shorten the text and try again.".to_owned()),
+            AppError::Database(_) => (
+                "error.html",
+                "The database is unavailable",
+                "Please try again in a minute. If it keeps happening, tell the administrator.".to_owned(),
+            ),
         };
         match Templates::global() {
             Some(t) => {
                 let mut ctx = Context::new();
                 ctx.insert("title", title);
+                ctx.insert("message", &message);
                 ctx.insert("status", &status.as_u16());
                 t.page(status, template, &ctx)
             }
             None => HttpResponse::build(status).body(title),
         }
     }
+}
+
+/// A failed API request.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}: {detail}")]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub error: &'static str,
+    pub detail: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, error: &'static str, detail: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            error,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "No such note.")
+    }
+
+    pub fn csrf() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "csrf",
+            "Cookie-authenticated writes need the X-CSRF-Token header (see csrf_token in /api/me).",
+        )
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        tracing::error!(error = %e, "database error");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "The database is unavailable.",
+        )
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status)
+            .insert_header(("Cache-Control", "no-store"))
+            .json(serde_json::json!({ "error": self.error, "detail": self.detail }))
+    }
+}
+
+/// Body limits for forms and JSON (a note is at most ~10k characters).
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Extractor settings whose errors use the shapes above instead of actix's plain text.
+pub fn extractor_configs(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::FormConfig::default()
+            .limit(BODY_LIMIT)
+            .error_handler(form_error),
+    )
+    .app_data(web::QueryConfig::default().error_handler(query_error))
+    .app_data(
+        web::JsonConfig::default()
+            .limit(BODY_LIMIT)
+            .error_handler(json_error),
+    );
+}
+
+fn form_error(err: UrlencodedError, _: &HttpRequest) -> actix_web::Error {
+    match err {
+        UrlencodedError::Overflow { .. } => AppError::TooLarge.into(),
+        other => AppError::BadRequest(format!("The form could not be read: {other}")).into(),
+    }
+}
+
+fn query_error(err: QueryPayloadError, req: &HttpRequest) -> actix_web::Error {
+    if req.path().starts_with("/api/") {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("Invalid query: {err}"),
+        )
+        .into()
+    } else {
+        AppError::BadRequest(format!("Invalid query string: {err}")).into()
+    }
+}
+
+fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+    let api = match &err {
+        JsonPayloadError::ContentType => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Send the body as application/json.",
+        ),
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("The body is larger than {BODY_LIMIT} bytes."),
+            )
+        }
+        JsonPayloadError::Deserialize(e) if e.is_data() => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.to_string())
+        }
+        other => ApiError::new(StatusCode::BAD_REQUEST, "bad_json", other.to_string()),
+    };
+    api.into()
 }

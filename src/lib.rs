@@ -1,6 +1,9 @@
 //! rolegate: OpenID Connect sign-in and app-role authorization for Actix-web.
 
+pub mod audit;
 pub mod auth;
+pub mod chart;
+pub mod csrf;
 pub mod db;
 pub mod error;
 pub mod net;

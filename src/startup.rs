@@ -17,8 +17,9 @@ use anyhow::Context as _;
 use base64::Engine;
 use url::Url;
 
+use crate::audit::{Audit, AuditEvents};
 use crate::auth::metadata::is_loopback_host;
-use crate::auth::{Auth, AuthConfig, NoEvents};
+use crate::auth::{Auth, AuthConfig};
 use crate::net::TrustedProxies;
 use crate::session_store::SqliteSessionStore;
 use crate::settings::{Loaded, Problem, SESSION_KEY_LEN, Settings, decode_key};
@@ -167,10 +168,12 @@ async fn full_server(
     let store = SqliteSessionStore::new(pool.clone());
     store.spawn_purger(Duration::from_secs(300));
     let key = session_key(&settings)?;
+    let proxies = TrustedProxies(settings.server.trusted_proxies.clone());
+    let audit = web::Data::new(Audit::new(pool.clone(), proxies.clone()));
     let auth = Auth::new(
         auth_config(&settings)?,
         Arc::new(TeraPages(templates.clone())),
-        Arc::new(NoEvents),
+        Arc::new(AuditEvents(audit.get_ref().clone())),
     )?;
     {
         let auth = auth.clone();
@@ -185,7 +188,6 @@ async fn full_server(
     };
     let idle = CookieDuration::minutes(settings.session.idle_timeout_minutes as i64);
     let https = settings.server.public_url.scheme() == "https";
-    let proxies = TrustedProxies(settings.server.trusted_proxies.clone());
     let workers = match settings.server.workers {
         0 => std::thread::available_parallelism()
             .map(|n| n.get())
@@ -215,9 +217,11 @@ async fn full_server(
             .app_data(proxies.clone())
             .app_data(pool.clone())
             .app_data(templates.clone())
+            .app_data(audit.clone())
+            .configure(crate::error::extractor_configs)
             .configure(|cfg| auth.configure(cfg))
             .configure(crate::routes::configure)
-            .service(Files::new("/static", "static"))
+            .service(crate::routes::static_files())
             .default_service(web::to(crate::routes::not_found))
     })
     .workers(workers)

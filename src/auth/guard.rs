@@ -87,6 +87,7 @@ async fn bearer_user(auth: &Auth, token: &str) -> Result<User, Rejection> {
     })?;
     let mut user = User::from_claims(&claims, 0);
     user.sid = None;
+    user.bearer = true;
     Ok(user)
 }
 
@@ -126,7 +127,7 @@ pub fn wants_json(req: &HttpRequest, auth: &Auth) -> bool {
 }
 
 /// Turns a rejection into the response the caller should see.
-pub fn reject(req: &HttpRequest, rejection: Rejection) -> HttpResponse {
+pub async fn reject(req: &HttpRequest, rejection: Rejection) -> HttpResponse {
     let Some(auth) = req.app_data::<Auth>() else {
         tracing::error!("auth module used without Auth::configure");
         return HttpResponse::InternalServerError().finish();
@@ -162,7 +163,7 @@ pub fn reject(req: &HttpRequest, rejection: Rejection) -> HttpResponse {
         ),
         Rejection::Forbidden { user, needed } => {
             tracing::warn!(sub = %user.sub, needed = needed.role_name(), path = %req.path(), "access denied");
-            auth.events().access_denied(req, &user, needed);
+            auth.events().access_denied(req, &user, needed).await;
             if json {
                 json_error(
                     StatusCode::FORBIDDEN,
@@ -202,8 +203,8 @@ fn json_error(
         .json(serde_json::json!({ "error": error, "detail": detail }))
 }
 
-fn rejected(req: &HttpRequest, rejection: Rejection) -> Error {
-    InternalError::from_response("request not authorized", reject(req, rejection)).into()
+async fn rejected(req: &HttpRequest, rejection: Rejection) -> Error {
+    InternalError::from_response("request not authorized", reject(req, rejection).await).into()
 }
 
 async fn require(req: &HttpRequest, needed: Option<AccessLevel>) -> Result<Arc<User>, Rejection> {
@@ -227,10 +228,10 @@ impl FromRequest for CurrentUser {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            require(&req, None)
-                .await
-                .map(CurrentUser)
-                .map_err(|r| rejected(&req, r))
+            match require(&req, None).await {
+                Ok(user) => Ok(CurrentUser(user)),
+                Err(r) => Err(rejected(&req, r).await),
+            }
         })
     }
 }
@@ -248,7 +249,7 @@ impl FromRequest for MaybeUser {
         Box::pin(async move {
             match resolve(&req).await {
                 Ok(user) => Ok(MaybeUser(user)),
-                Err(r) => Err(rejected(&req, r)),
+                Err(r) => Err(rejected(&req, r).await),
             }
         })
     }
@@ -274,13 +275,13 @@ impl<R: Role> FromRequest for RequireRole<R> {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            require(&req, Some(R::LEVEL))
-                .await
-                .map(|user| RequireRole {
+            match require(&req, Some(R::LEVEL)).await {
+                Ok(user) => Ok(RequireRole {
                     user,
                     _role: PhantomData,
-                })
-                .map_err(|r| rejected(&req, r))
+                }),
+                Err(r) => Err(rejected(&req, r).await),
+            }
         })
     }
 }
@@ -341,7 +342,7 @@ where
             match require(&http, Some(needed)).await {
                 Ok(_) => service.call(req).await.map(|r| r.map_into_left_body()),
                 Err(rejection) => {
-                    let response = reject(&http, rejection);
+                    let response = reject(&http, rejection).await;
                     Ok(req.into_response(response).map_into_right_body())
                 }
             }

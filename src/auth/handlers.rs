@@ -66,7 +66,7 @@ pub async fn callback(req: HttpRequest, session: Session) -> HttpResponse {
     match complete(&req, &session, auth).await {
         Ok((user, next)) => {
             tracing::info!(sub = %user.sub, oid = ?user.oid, level = ?user.level, "signed in");
-            auth.events().signed_in(&req, &user);
+            auth.events().signed_in(&req, &user).await;
             HttpResponse::Found()
                 .insert_header((header::LOCATION, next))
                 .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -80,7 +80,9 @@ pub async fn callback(req: HttpRequest, session: Session) -> HttpResponse {
                 sub = claims.as_ref().map(|c| c.sub.as_str()),
                 "sign-in refused"
             );
-            auth.events().sign_in_refused(&req, &err, claims.as_deref());
+            auth.events()
+                .sign_in_refused(&req, &err, claims.as_deref())
+                .await;
             auth.pages().auth_error(&req, &err)
         }
     }
@@ -147,7 +149,7 @@ pub async fn logout(req: HttpRequest, session: Session) -> HttpResponse {
     let hints = typed.logout_hints();
     session.purge();
     tracing::info!(sub = user.as_ref().map(|u| u.sub.as_str()), "signed out");
-    auth.events().signed_out(&req, user.as_ref());
+    auth.events().signed_out(&req, user.as_ref()).await;
 
     let config = auth.config();
     let end_session = auth

@@ -25,6 +25,8 @@ pub mod redirect;
 pub mod roles;
 pub mod session;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -35,7 +37,7 @@ pub use guard::{CurrentUser, MaybeUser, RequireRole, RequireRoleLayer};
 pub use roles::{AccessLevel, Admin, Read, Role, Write};
 pub use session::User;
 
-use id_token::Claims;
+pub use id_token::Claims;
 use metadata::{Provider, ProviderHandle};
 
 /// What the sign-in page shows.
@@ -57,12 +59,35 @@ pub trait AuthPages: Send + Sync + 'static {
     fn forbidden(&self, req: &HttpRequest, user: &User, needed: AccessLevel) -> HttpResponse;
 }
 
-/// Hooks for audit logging; every method defaults to doing nothing.
+/// What an [`AuthEvents`] hook returns: awaited before the response goes out, so an audit
+/// row is durable when the user sees the page.
+pub type EventFuture = Pin<Box<dyn Future<Output = ()>>>;
+
+/// A finished [`EventFuture`], the default of every hook.
+pub fn no_event() -> EventFuture {
+    Box::pin(std::future::ready(()))
+}
+
+/// Hooks for audit logging; every method defaults to doing nothing. Read what you need from
+/// the request synchronously, then return the write as the future.
 pub trait AuthEvents: Send + Sync + 'static {
-    fn signed_in(&self, _req: &HttpRequest, _user: &User) {}
-    fn sign_in_refused(&self, _req: &HttpRequest, _error: &AuthError, _claims: Option<&Claims>) {}
-    fn access_denied(&self, _req: &HttpRequest, _user: &User, _needed: AccessLevel) {}
-    fn signed_out(&self, _req: &HttpRequest, _user: Option<&User>) {}
+    fn signed_in(&self, _req: &HttpRequest, _user: &User) -> EventFuture {
+        no_event()
+    }
+    fn sign_in_refused(
+        &self,
+        _req: &HttpRequest,
+        _error: &AuthError,
+        _claims: Option<&Claims>,
+    ) -> EventFuture {
+        no_event()
+    }
+    fn access_denied(&self, _req: &HttpRequest, _user: &User, _needed: AccessLevel) -> EventFuture {
+        no_event()
+    }
+    fn signed_out(&self, _req: &HttpRequest, _user: Option<&User>) -> EventFuture {
+        no_event()
+    }
 }
 
 /// An [`AuthEvents`] that only relies on the module's own log lines.

@@ -39,6 +39,10 @@ pub struct User {
     pub signed_in_at: i64,
     /// Unix time the ID (or access) token expires.
     pub token_expires_at: i64,
+    /// Authenticated by a Bearer token on this request, not by a browser session (so no
+    /// CSRF token applies).
+    #[serde(default, skip_serializing)]
+    pub bearer: bool,
 }
 
 impl User {
@@ -60,6 +64,7 @@ impl User {
             sid: claims.sid.clone(),
             signed_in_at,
             token_expires_at: claims.exp,
+            bearer: false,
         }
     }
 

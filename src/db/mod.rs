@@ -35,3 +35,11 @@ pub async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {
     sqlx::migrate!("./migrations").run(pool).await?;
     Ok(())
 }
+
+pub mod audit;
+pub mod notes;
+
+/// A random, URL-safe row id (no sequence: ids reveal nothing and work on any database).
+pub fn new_id() -> String {
+    oauth2::CsrfToken::new_random_len(12).into_secret()
+}

@@ -1,61 +1,213 @@
-//! The admin console: who is signed in right now.
+//! The admin console: active sessions with revoke, the audit log with filters, and a chart.
 
 use std::sync::Arc;
 
+use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::SqlitePool;
 
+use crate::audit::Audit;
 use crate::auth::id_token::now;
 use crate::auth::{Admin, RequireRole, User};
+use crate::chart;
+use crate::csrf;
+use crate::db::audit::{self as audit_db, EVENTS, Filter};
 use crate::error::AppError;
+use crate::routes::notes::see_other;
+use crate::session_store;
 use crate::templates::{Templates, base_context, format_time};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/admin", web::get().to(admin));
+    cfg.route("/admin", web::get().to(admin))
+        .route(
+            "/admin/sessions/{id}/revoke",
+            web::post().to(revoke_session),
+        )
+        .route("/admin/users/{sub}/revoke", web::post().to(revoke_user));
+}
+
+#[derive(Deserialize)]
+struct AdminQuery {
+    #[serde(default)]
+    event: String,
+    #[serde(default)]
+    user: String,
+    /// `YYYY-MM-DD`, inclusive.
+    #[serde(default)]
+    from: String,
+    /// `YYYY-MM-DD`, inclusive.
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    page: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf_token: String,
 }
 
 #[derive(Serialize)]
-struct SessionRow {
+struct SessionView {
+    id: String,
+    user_sub: String,
     name: String,
     preferred_username: String,
     roles: String,
     signed_in_at: String,
-    last_active: String,
-    expires_at: String,
+    last_seen: String,
+    client_ip: String,
+    user_agent: String,
+}
+
+#[derive(Serialize)]
+struct EntryView {
+    at: String,
+    event: String,
+    user: String,
+    client_ip: String,
+    request_id: String,
+    detail: String,
+}
+
+/// Parses a `YYYY-MM-DD` date into the unix time of its start (UTC).
+fn day_start(text: &str, key: &str) -> Result<Option<i64>, AppError> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(text.trim(), &format)
+        .map(|d| Some(d.midnight().assume_utc().unix_timestamp()))
+        .map_err(|_| AppError::BadRequest(format!("{key} must be a date like 2026-11-23")))
 }
 
 async fn admin(
-    req: HttpRequest,
     _admin: RequireRole<Admin>,
+    req: HttpRequest,
+    session: Session,
+    query: web::Query<AdminQuery>,
     pool: web::Data<SqlitePool>,
     templates: web::Data<Arc<Templates>>,
 ) -> Result<HttpResponse, AppError> {
-    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-        "SELECT state, updated_at, expires_at FROM sessions \
-         WHERE expires_at > ? AND user_sub IS NOT NULL ORDER BY updated_at DESC LIMIT 200",
-    )
-    .bind(now())
-    .fetch_all(pool.get_ref())
-    .await?;
-    let sessions: Vec<SessionRow> = rows
+    let q = query.into_inner();
+    if !q.event.is_empty() && !EVENTS.contains(&q.event.as_str()) {
+        return Err(AppError::BadRequest(format!("unknown event {:?}", q.event)));
+    }
+    let filter = Filter {
+        event: q.event.clone(),
+        user: q.user.trim().to_owned(),
+        from: day_start(&q.from, "from")?,
+        to: day_start(&q.to, "to")?.map(|t| t + 86_400),
+    };
+    let page = q.page.unwrap_or(1).clamp(1, 1_000_000);
+
+    let sessions: Vec<SessionView> = session_store::list_active(&pool, 500)
+        .await?
         .into_iter()
-        .filter_map(|(state, updated_at, expires_at)| {
-            let state: std::collections::HashMap<String, String> =
-                serde_json::from_str(&state).ok()?;
-            let user: User = serde_json::from_str(state.get("rg.user")?).ok()?;
-            Some(SessionRow {
-                name: user.name,
-                preferred_username: user.preferred_username.unwrap_or_default(),
-                roles: user.roles.join(", "),
-                signed_in_at: format_time(user.signed_in_at),
-                last_active: format_time(updated_at),
-                expires_at: format_time(expires_at),
-            })
+        .map(|s| SessionView {
+            id: s.id,
+            user_sub: s.user_sub,
+            name: s.user.name.clone(),
+            preferred_username: s.user.preferred_username.clone().unwrap_or_default(),
+            roles: s.user.roles.join(", "),
+            signed_in_at: format_time(s.user.signed_in_at),
+            last_seen: format_time(s.last_seen),
+            client_ip: s.client.ip,
+            user_agent: s.client.user_agent,
         })
         .collect();
+    let (entries, more) = audit_db::search(&pool, &filter, page).await?;
+    let entries: Vec<EntryView> = entries
+        .into_iter()
+        .map(|e| EntryView {
+            at: format_time(e.at),
+            event: e.event,
+            user: match (e.user_name, e.user_id) {
+                (Some(n), Some(id)) => format!("{n} ({id})"),
+                (Some(n), None) => n,
+                (None, Some(id)) => id,
+                (None, None) => String::new(),
+            },
+            client_ip: e.client_ip.unwrap_or_default(),
+            request_id: e.request_id.unwrap_or_default(),
+            detail: e.detail,
+        })
+        .collect();
+    let now = now();
+    let hourly = audit_db::hourly(&pool, now - 7 * 86_400).await?;
+
     let mut ctx = base_context(&req);
     ctx.insert("sessions", &sessions);
+    ctx.insert("entries", &entries);
+    ctx.insert("more", &more);
+    ctx.insert("page", &page);
+    ctx.insert("events", &EVENTS);
+    ctx.insert(
+        "filter",
+        &serde_json::json!({"event": q.event, "user": q.user, "from": q.from, "to": q.to}),
+    );
+    ctx.insert("chart_svg", &chart::hourly_svg(&hourly, now));
+    ctx.insert("csrf_token", &csrf::token(&session));
     Ok(templates.page(StatusCode::OK, "admin.html", &ctx))
+}
+
+fn check_csrf(session: &Session, form: &CsrfForm, user: &User) -> Result<(), AppError> {
+    if csrf::verify(session, Some(&form.csrf_token)) {
+        Ok(())
+    } else {
+        tracing::warn!(sub = %user.sub, "admin action without a valid CSRF token");
+        Err(AppError::Csrf)
+    }
+}
+
+async fn revoke_session(
+    admin: RequireRole<Admin>,
+    req: HttpRequest,
+    session: Session,
+    path: web::Path<String>,
+    form: web::Form<CsrfForm>,
+    pool: web::Data<SqlitePool>,
+    audit: web::Data<Audit>,
+) -> Result<HttpResponse, AppError> {
+    check_csrf(&session, &form, &admin)?;
+    let id = path.into_inner();
+    let sub = session_store::revoke(&pool, &id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let short: String = id.chars().take(12).collect();
+    audit
+        .record(
+            &req,
+            "session_revoked",
+            Some(&admin),
+            format!("session {short}… of {sub}"),
+        )
+        .await;
+    Ok(see_other("/admin"))
+}
+
+async fn revoke_user(
+    admin: RequireRole<Admin>,
+    req: HttpRequest,
+    session: Session,
+    path: web::Path<String>,
+    form: web::Form<CsrfForm>,
+    pool: web::Data<SqlitePool>,
+    audit: web::Data<Audit>,
+) -> Result<HttpResponse, AppError> {
+    check_csrf(&session, &form, &admin)?;
+    let sub = path.into_inner();
+    let count = session_store::revoke_user(&pool, &sub).await?;
+    audit
+        .record(
+            &req,
+            "session_revoked",
+            Some(&admin),
+            format!("all {count} session(s) of {sub}"),
+        )
+        .await;
+    Ok(see_other("/admin"))
 }

@@ -1,12 +1,24 @@
-//! JSON API. Works with the session cookie or a Bearer access token.
+//! JSON API. Works with the session cookie or a Bearer access token; cookie-authenticated
+//! writes must send the session's CSRF token in `X-CSRF-Token`.
 
-use actix_web::{HttpResponse, web};
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
+use sqlx::SqlitePool;
 
-use crate::auth::CurrentUser;
+use crate::audit::Audit;
+use crate::auth::{Admin, CurrentUser, Read, RequireRole, User, Write};
+use crate::csrf;
+use crate::db::notes::{self, NewNote};
+use crate::error::ApiError;
+use crate::routes::notes::{PageQuery, author_id};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/me", web::get().to(me));
+    cfg.route("/api/me", web::get().to(me))
+        .route("/api/notes", web::get().to(list))
+        .route("/api/notes", web::post().to(create))
+        .route("/api/notes/{id}", web::delete().to(delete));
 }
 
 #[derive(Serialize)]
@@ -18,9 +30,12 @@ struct Me<'a> {
     tid: Option<&'a str>,
     oid: Option<&'a str>,
     access_level: Option<&'static str>,
+    /// For cookie-authenticated clients: the token their writes must send.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    csrf_token: Option<String>,
 }
 
-async fn me(user: CurrentUser) -> HttpResponse {
+async fn me(user: CurrentUser, session: Session) -> HttpResponse {
     let u = &user.0;
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
@@ -32,5 +47,91 @@ async fn me(user: CurrentUser) -> HttpResponse {
             tid: u.tid.as_deref(),
             oid: u.oid.as_deref(),
             access_level: u.level.map(|l| l.label()),
+            csrf_token: (!u.bearer).then(|| csrf::token(&session)),
         })
+}
+
+async fn list(
+    _user: RequireRole<Read>,
+    query: web::Query<PageQuery>,
+    pool: web::Data<SqlitePool>,
+) -> Result<HttpResponse, ApiError> {
+    let page = query.into_inner().page_or_first();
+    let (notes, more) = notes::page(&pool, page).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(serde_json::json!({ "notes": notes, "page": page, "more": more })))
+}
+
+/// Bearer callers carry no ambient credential, so only cookie sessions need the token.
+fn check_csrf(req: &HttpRequest, session: &Session, user: &User) -> Result<(), ApiError> {
+    if user.bearer {
+        return Ok(());
+    }
+    let presented = req
+        .headers()
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok());
+    if csrf::verify(session, presented) {
+        Ok(())
+    } else {
+        tracing::warn!(sub = %user.sub, path = %req.path(), "API write without a valid CSRF token");
+        Err(ApiError::csrf())
+    }
+}
+
+async fn create(
+    user: RequireRole<Write>,
+    req: HttpRequest,
+    session: Session,
+    body: web::Json<NewNote>,
+    pool: web::Data<SqlitePool>,
+    audit: web::Data<Audit>,
+) -> Result<HttpResponse, ApiError> {
+    check_csrf(&req, &session, &user)?;
+    let valid = body.into_inner().validate().map_err(|errors| {
+        let detail = errors
+            .iter()
+            .map(|(f, m)| format!("{f}: {m}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", detail)
+    })?;
+    let note = notes::create(&pool, &valid, &author_id(&user), &user.name).await?;
+    audit
+        .record(
+            &req,
+            "note_created",
+            Some(&user),
+            format!("note {} \"{}\" (api)", note.id, note.title),
+        )
+        .await;
+    Ok(HttpResponse::Created().json(note))
+}
+
+async fn delete(
+    user: RequireRole<Admin>,
+    req: HttpRequest,
+    session: Session,
+    path: web::Path<String>,
+    pool: web::Data<SqlitePool>,
+    audit: web::Data<Audit>,
+) -> Result<HttpResponse, ApiError> {
+    check_csrf(&req, &session, &user)?;
+    let id = path.into_inner();
+    let note = notes::find(&pool, &id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    if !notes::delete(&pool, &id).await? {
+        return Err(ApiError::not_found());
+    }
+    audit
+        .record(
+            &req,
+            "note_deleted",
+            Some(&user),
+            format!("note {} \"{}\" (api)", note.id, note.title),
+        )
+        .await;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -4,13 +4,15 @@ pub mod admin;
 pub mod api;
 pub mod health;
 pub mod home;
+pub mod notes;
 
 use std::sync::Arc;
 
+use actix_files::Files;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::auth::MaybeUser;
+use crate::auth::{AccessLevel, MaybeUser, RequireRoleLayer};
 use crate::templates::{Templates, base_context};
 
 /// Registers every route of this crate (the auth routes come from `Auth::configure`).
@@ -19,6 +21,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     home::configure(cfg);
     api::configure(cfg);
     admin::configure(cfg);
+    notes::configure(cfg);
+    dash(cfg);
 }
 
 /// 404 page for any unknown route (JSON under `/api/`).
@@ -34,4 +38,21 @@ pub async fn not_found(
     let mut ctx = base_context(&req);
     ctx.insert("title", "Page not found");
     templates.page(StatusCode::NOT_FOUND, "not_found.html", &ctx)
+}
+
+/// Where the dashboard's files live; `/static` never serves this folder.
+pub const DASH_DIR: &str = "static/dash";
+
+/// `/dash/`: a static dashboard, every file behind the Read role (one wrap guards them all).
+fn dash(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/dash")
+            .wrap(RequireRoleLayer::new(AccessLevel::Read))
+            .service(Files::new("/", DASH_DIR).index_file("index.html")),
+    );
+}
+
+/// Public assets under `/static`, without the guarded dashboard folder.
+pub fn static_files() -> Files {
+    Files::new("/static", "static").path_filter(|path, _| !path.starts_with("dash"))
 }

@@ -169,3 +169,69 @@ impl SessionStore for SqliteSessionStore {
         Ok(())
     }
 }
+
+/// A signed-in session as the admin page lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ActiveSession {
+    /// The row id (a hash of the cookie's id: safe to show and to post back).
+    pub id: String,
+    pub user_sub: String,
+    pub user: crate::auth::User,
+    pub client: crate::audit::ClientInfo,
+    pub last_seen: i64,
+    pub expires_at: i64,
+}
+
+/// Live signed-in sessions, most recently active first.
+pub async fn list_active(pool: &SqlitePool, limit: i64) -> Result<Vec<ActiveSession>, sqlx::Error> {
+    let rows: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
+        "SELECT id, user_sub, state, updated_at, expires_at FROM sessions \
+         WHERE expires_at > $1 AND user_sub IS NOT NULL ORDER BY updated_at DESC LIMIT $2",
+    )
+    .bind(now())
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, user_sub, state, updated_at, expires_at)| {
+            let state: State = serde_json::from_str(&state).ok()?;
+            let user = serde_json::from_str(state.get("rg.user")?).ok()?;
+            let client = state
+                .get(crate::audit::CLIENT_KEY)
+                .and_then(|c| serde_json::from_str(c).ok())
+                .unwrap_or_default();
+            let last_seen = state
+                .get("rg.seen")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(updated_at);
+            Some(ActiveSession {
+                id,
+                user_sub,
+                user,
+                client,
+                last_seen,
+                expires_at,
+            })
+        })
+        .collect())
+}
+
+/// Deletes one session by row id; returns its user's sub when there was one.
+pub async fn revoke(pool: &SqlitePool, id: &str) -> Result<Option<String>, sqlx::Error> {
+    let row: Option<(Option<String>,)> =
+        sqlx::query_as("DELETE FROM sessions WHERE id = $1 RETURNING user_sub")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|(sub,)| sub.unwrap_or_default()))
+}
+
+/// Deletes every session of one user; returns how many went.
+pub async fn revoke_user(pool: &SqlitePool, user_sub: &str) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM sessions WHERE user_sub = $1")
+        .bind(user_sub)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
+}

@@ -1,0 +1,138 @@
+//! Audit trail: rolegate's [`AuthEvents`] hook and the writer the routes share.
+//!
+//! A failed audit write is logged and never fails the user's request.
+
+use actix_session::SessionExt;
+use actix_web::{HttpMessage, HttpRequest};
+use serde::{Deserialize, Serialize};
+use sqlx::SqlitePool;
+
+use crate::auth::{AccessLevel, AuthError, AuthEvents, Claims, EventFuture, User};
+use crate::db::audit::{self, NewEntry};
+use crate::net::TrustedProxies;
+use crate::telemetry::RequestId;
+
+/// Session entry with where the user signed in from, shown on the admin page.
+pub const CLIENT_KEY: &str = "app.client";
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct ClientInfo {
+    pub ip: String,
+    pub user_agent: String,
+}
+
+#[derive(Clone)]
+pub struct Audit {
+    pool: SqlitePool,
+    proxies: TrustedProxies,
+}
+
+impl Audit {
+    pub fn new(pool: SqlitePool, proxies: TrustedProxies) -> Self {
+        Audit { pool, proxies }
+    }
+
+    pub fn client_ip(&self, req: &HttpRequest) -> Option<String> {
+        self.proxies.client_ip(req).map(|ip| ip.to_string())
+    }
+
+    /// Builds an entry from the request (IP, request id) and the acting user.
+    pub fn entry(
+        &self,
+        req: &HttpRequest,
+        event: &'static str,
+        user: Option<&User>,
+        detail: String,
+    ) -> NewEntry {
+        NewEntry {
+            event,
+            user_id: user.map(|u| u.oid.clone().unwrap_or_else(|| u.sub.clone())),
+            user_name: user.map(|u| u.name.clone()),
+            client_ip: self.client_ip(req),
+            request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
+            detail,
+        }
+    }
+
+    pub async fn write(&self, entry: NewEntry) {
+        if let Err(e) = audit::insert(&self.pool, &entry).await {
+            tracing::error!(event = entry.event, error = %e, "could not write the audit log");
+        }
+    }
+
+    pub async fn record(
+        &self,
+        req: &HttpRequest,
+        event: &'static str,
+        user: Option<&User>,
+        detail: String,
+    ) {
+        let entry = self.entry(req, event, user, detail);
+        self.write(entry).await;
+    }
+
+    fn later(&self, entry: NewEntry) -> EventFuture {
+        let audit = self.clone();
+        Box::pin(async move { audit.write(entry).await })
+    }
+}
+
+/// The auth module's events, written to the audit log.
+pub struct AuditEvents(pub Audit);
+
+impl AuthEvents for AuditEvents {
+    fn signed_in(&self, req: &HttpRequest, user: &User) -> EventFuture {
+        let client = ClientInfo {
+            ip: self.0.client_ip(req).unwrap_or_default(),
+            user_agent: req
+                .headers()
+                .get("user-agent")
+                .and_then(|v| v.to_str().ok())
+                .map(|ua| ua.chars().take(200).collect())
+                .unwrap_or_default(),
+        };
+        let _ = req.get_session().insert(CLIENT_KEY, client);
+        let level = user.level.map(|l| l.role_name()).unwrap_or("none");
+        self.0.later(self.0.entry(
+            req,
+            "sign_in",
+            Some(user),
+            format!("signed in with {level}"),
+        ))
+    }
+
+    fn sign_in_refused(
+        &self,
+        req: &HttpRequest,
+        error: &AuthError,
+        claims: Option<&Claims>,
+    ) -> EventFuture {
+        let mut entry = self.0.entry(
+            req,
+            "sign_in_refused",
+            None,
+            format!("{}: {error}", error.reason()),
+        );
+        if let Some(c) = claims {
+            entry.user_id = Some(c.oid.clone().unwrap_or_else(|| c.sub.clone()));
+            entry.user_name = c.name.clone().or_else(|| c.preferred_username.clone());
+        }
+        self.0.later(entry)
+    }
+
+    fn access_denied(&self, req: &HttpRequest, user: &User, needed: AccessLevel) -> EventFuture {
+        let detail = format!(
+            "{} {} needs {}",
+            req.method(),
+            req.path(),
+            needed.role_name()
+        );
+        self.0
+            .later(self.0.entry(req, "access_denied", Some(user), detail))
+    }
+
+    fn signed_out(&self, req: &HttpRequest, user: Option<&User>) -> EventFuture {
+        self.0
+            .later(self.0.entry(req, "sign_out", user, String::new()))
+    }
+}

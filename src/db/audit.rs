@@ -1,0 +1,115 @@
+//! The audit log: who did what, when, from where.
+
+use serde::Serialize;
+use sqlx::SqlitePool;
+
+use crate::auth::id_token::now;
+
+/// The events rolegate records.
+pub const EVENTS: [&str; 7] = [
+    "sign_in",
+    "sign_in_refused",
+    "access_denied",
+    "sign_out",
+    "session_revoked",
+    "note_created",
+    "note_deleted",
+];
+
+#[derive(Debug, Clone, Default)]
+pub struct NewEntry {
+    pub event: &'static str,
+    pub user_id: Option<String>,
+    pub user_name: Option<String>,
+    pub client_ip: Option<String>,
+    pub request_id: Option<String>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Entry {
+    pub id: String,
+    pub at: i64,
+    pub event: String,
+    pub user_id: Option<String>,
+    pub user_name: Option<String>,
+    pub client_ip: Option<String>,
+    pub request_id: Option<String>,
+    pub detail: String,
+}
+
+pub async fn insert(pool: &SqlitePool, entry: &NewEntry) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO audit_log (id, at, event, user_id, user_name, client_ip, request_id, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(crate::db::new_id())
+    .bind(now())
+    .bind(entry.event)
+    .bind(&entry.user_id)
+    .bind(&entry.user_name)
+    .bind(&entry.client_ip)
+    .bind(&entry.request_id)
+    .bind(&entry.detail)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Filters of the admin page; empty fields match everything.
+#[derive(Debug, Clone, Default, serde::Deserialize, Serialize)]
+pub struct Filter {
+    #[serde(default)]
+    pub event: String,
+    /// Matches the user id or name, case-insensitively, as a substring.
+    #[serde(default)]
+    pub user: String,
+    /// Unix seconds, inclusive.
+    #[serde(skip)]
+    pub from: Option<i64>,
+    /// Unix seconds, exclusive.
+    #[serde(skip)]
+    pub to: Option<i64>,
+}
+
+pub const PAGE_SIZE: i64 = 50;
+
+/// One page of entries matching `filter`, newest first, and whether more follow.
+pub async fn search(
+    pool: &SqlitePool,
+    filter: &Filter,
+    page: i64,
+) -> Result<(Vec<Entry>, bool), sqlx::Error> {
+    let offset = (page.max(1) - 1) * PAGE_SIZE;
+    let user = format!("%{}%", filter.user.to_lowercase());
+    let mut rows: Vec<Entry> = sqlx::query_as(
+        "SELECT id, at, event, user_id, user_name, client_ip, request_id, detail FROM audit_log \
+         WHERE ($1 = '' OR event = $1) \
+           AND ($2 = '%%' OR lower(coalesce(user_id, '')) LIKE $2 OR lower(coalesce(user_name, '')) LIKE $2) \
+           AND at >= $3 AND at < $4 \
+         ORDER BY at DESC, id DESC LIMIT $5 OFFSET $6",
+    )
+    .bind(&filter.event)
+    .bind(user)
+    .bind(filter.from.unwrap_or(0))
+    .bind(filter.to.unwrap_or(i64::MAX))
+    .bind(PAGE_SIZE + 1)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    let more = rows.len() as i64 > PAGE_SIZE;
+    rows.truncate(PAGE_SIZE as usize);
+    Ok((rows, more))
+}
+
+/// Counts of `events` per hour since `since` (unix seconds): `(event, hour_start, count)`.
+pub async fn hourly(pool: &SqlitePool, since: i64) -> Result<Vec<(String, i64, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT event, (at / 3600) * 3600 AS hour, COUNT(*) FROM audit_log \
+         WHERE at >= $1 AND event IN ('sign_in', 'sign_in_refused', 'access_denied') \
+         GROUP BY event, hour",
+    )
+    .bind(since)
+    .fetch_all(pool)
+    .await
+}

@@ -1,0 +1,226 @@
+//! Notes: everyone with Read lists them, Write creates, Admin deletes.
+
+use std::sync::Arc;
+
+use actix_session::Session;
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use sqlx::SqlitePool;
+
+use crate::audit::Audit;
+use crate::auth::{AccessLevel, Admin, Read, RequireRole, User, Write};
+use crate::csrf;
+use crate::db::notes::{self, NewNote, Note};
+use crate::error::AppError;
+use crate::templates::{Templates, base_context, format_time};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/notes", web::get().to(list))
+        .route("/notes", web::post().to(create))
+        .route("/notes/{id}/delete", web::post().to(delete));
+}
+
+#[derive(Deserialize)]
+pub struct PageQuery {
+    #[serde(default)]
+    page: Option<i64>,
+}
+
+impl PageQuery {
+    pub fn page_or_first(self) -> i64 {
+        self.page.unwrap_or(1).clamp(1, 1_000_000)
+    }
+}
+
+#[derive(Deserialize)]
+struct NoteForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    body: String,
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+/// A note as the page shows it.
+#[derive(Serialize)]
+struct NoteView {
+    id: String,
+    title: String,
+    body: String,
+    author_name: String,
+    created_at: String,
+}
+
+impl From<Note> for NoteView {
+    fn from(n: Note) -> Self {
+        NoteView {
+            id: n.id,
+            title: n.title,
+            body: n.body,
+            author_name: n.author_name,
+            created_at: format_time(n.created_at),
+        }
+    }
+}
+
+/// The form's values and errors when re-rendered after a failed post.
+#[derive(Serialize, Default)]
+struct FormState {
+    title: String,
+    body: String,
+    errors: Vec<(String, String)>,
+}
+
+struct Deps<'a> {
+    req: &'a HttpRequest,
+    user: &'a User,
+    session: &'a Session,
+    pool: &'a SqlitePool,
+    templates: &'a Templates,
+}
+
+async fn render(
+    deps: Deps<'_>,
+    page: i64,
+    form: FormState,
+    status: StatusCode,
+) -> Result<HttpResponse, AppError> {
+    let (list, more) = notes::page(deps.pool, page).await?;
+    let mut ctx = base_context(deps.req);
+    ctx.insert(
+        "notes",
+        &list.into_iter().map(NoteView::from).collect::<Vec<_>>(),
+    );
+    ctx.insert("page", &page);
+    ctx.insert("more", &more);
+    ctx.insert("can_write", &deps.user.has(AccessLevel::Write));
+    ctx.insert("can_delete", &deps.user.has(AccessLevel::Admin));
+    ctx.insert("csrf_token", &csrf::token(deps.session));
+    ctx.insert("form", &form);
+    ctx.insert("title_max", &notes::TITLE_MAX);
+    ctx.insert("body_max", &notes::BODY_MAX);
+    Ok(deps.templates.page(status, "notes.html", &ctx))
+}
+
+async fn list(
+    user: RequireRole<Read>,
+    req: HttpRequest,
+    session: Session,
+    query: web::Query<PageQuery>,
+    pool: web::Data<SqlitePool>,
+    templates: web::Data<Arc<Templates>>,
+) -> Result<HttpResponse, AppError> {
+    let page = query.into_inner().page_or_first();
+    let deps = Deps {
+        req: &req,
+        user: &user,
+        session: &session,
+        pool: &pool,
+        templates: &templates,
+    };
+    render(deps, page, FormState::default(), StatusCode::OK).await
+}
+
+fn check_csrf(
+    req: &HttpRequest,
+    session: &Session,
+    presented: &str,
+    user: &User,
+) -> Result<(), AppError> {
+    if csrf::verify(session, Some(presented)) {
+        Ok(())
+    } else {
+        tracing::warn!(sub = %user.sub, path = %req.path(), "CSRF token missing or wrong");
+        Err(AppError::Csrf)
+    }
+}
+
+async fn create(
+    user: RequireRole<Write>,
+    req: HttpRequest,
+    session: Session,
+    form: web::Form<NoteForm>,
+    pool: web::Data<SqlitePool>,
+    audit: web::Data<Audit>,
+    templates: web::Data<Arc<Templates>>,
+) -> Result<HttpResponse, AppError> {
+    check_csrf(&req, &session, &form.csrf_token, &user)?;
+    let submitted = NewNote {
+        title: form.title.clone(),
+        body: form.body.clone(),
+    };
+    match submitted.validate() {
+        Err(errors) => {
+            let state = FormState {
+                title: submitted.title,
+                body: submitted.body,
+                errors: errors.into_iter().map(|(f, m)| (f.to_owned(), m)).collect(),
+            };
+            let deps = Deps {
+                req: &req,
+                user: &user,
+                session: &session,
+                pool: &pool,
+                templates: &templates,
+            };
+            render(deps, 1, state, StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+        Ok(valid) => {
+            let note = notes::create(&pool, &valid, &author_id(&user), &user.name).await?;
+            audit
+                .record(
+                    &req,
+                    "note_created",
+                    Some(&user),
+                    format!("note {} \"{}\"", note.id, note.title),
+                )
+                .await;
+            Ok(see_other("/notes"))
+        }
+    }
+}
+
+async fn delete(
+    user: RequireRole<Admin>,
+    req: HttpRequest,
+    session: Session,
+    path: web::Path<String>,
+    form: web::Form<CsrfForm>,
+    pool: web::Data<SqlitePool>,
+    audit: web::Data<Audit>,
+) -> Result<HttpResponse, AppError> {
+    check_csrf(&req, &session, &form.csrf_token, &user)?;
+    let id = path.into_inner();
+    let note = notes::find(&pool, &id).await?.ok_or(AppError::NotFound)?;
+    if !notes::delete(&pool, &id).await? {
+        return Err(AppError::NotFound);
+    }
+    audit
+        .record(
+            &req,
+            "note_deleted",
+            Some(&user),
+            format!("note {} \"{}\"", note.id, note.title),
+        )
+        .await;
+    Ok(see_other("/notes"))
+}
+
+/// The stable id of a user for authorship and audit: Entra's `oid`, else `sub`.
+pub fn author_id(user: &User) -> String {
+    user.oid.clone().unwrap_or_else(|| user.sub.clone())
+}
+
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location.to_owned()))
+        .finish()
+}
