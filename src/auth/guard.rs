@@ -340,9 +340,14 @@ where
         Box::pin(async move {
             let http = req.request().clone();
             match require(&http, Some(needed)).await {
-                Ok(_) => service.call(req).await.map(|r| r.map_into_left_body()),
+                Ok(_) => {
+                    // Routing below needs the only reference to the request.
+                    drop(http);
+                    service.call(req).await.map(|r| r.map_into_left_body())
+                }
                 Err(rejection) => {
                     let response = reject(&http, rejection).await;
+                    drop(http);
                     Ok(req.into_response(response).map_into_right_body())
                 }
             }

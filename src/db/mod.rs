@@ -39,7 +39,15 @@ pub async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {
 pub mod audit;
 pub mod notes;
 
-/// A random, URL-safe row id (no sequence: ids reveal nothing and work on any database).
+/// A row id that sorts by creation time (microsecond hex prefix) and ends in randomness, so it
+/// needs no database sequence and orders rows created in the same second.
 pub fn new_id() -> String {
-    oauth2::CsrfToken::new_random_len(12).into_secret()
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or(0);
+    format!(
+        "{micros:014x}{}",
+        oauth2::CsrfToken::new_random_len(8).secret()
+    )
 }

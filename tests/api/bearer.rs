@@ -23,6 +23,11 @@ fn access_claims(app: &TestApp, roles: serde_json::Value) -> serde_json::Value {
     })
 }
 
+/// A signed access token for rolegate's API with these roles.
+pub fn access_token(app: &TestApp, roles: serde_json::Value) -> String {
+    app.idp.sign(&access_claims(app, roles))
+}
+
 async fn me_with(app: &TestApp, token: &str) -> reqwest::Response {
     app.client
         .get(app.url("/api/me"))

@@ -33,6 +33,7 @@ pub enum TokenReply {
     Hang,
 }
 
+#[derive(Clone)]
 pub struct SigningKey {
     pub kid: String,
     pub encoding: EncodingKey,
@@ -62,6 +63,7 @@ pub struct IdpState {
     pub last_token_auth_header: Option<String>,
 }
 
+#[derive(Clone)]
 pub struct FakeIdp {
     pub issuer: String,
     pub state: Arc<Mutex<IdpState>>,

@@ -136,6 +136,19 @@ fn init_logs() {
 }
 
 impl TestApp {
+    /// Another browser (own cookie jar) on the same rolegate and provider.
+    pub fn same_app_new_browser(&self) -> TestApp {
+        let jar = Arc::new(Jar::default());
+        TestApp {
+            address: self.address.clone(),
+            idp: self.idp.clone(),
+            client: client_with(jar.clone()),
+            jar,
+            db_dir: self.db_dir.clone(),
+            env: self.env.clone(),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

@@ -1,5 +1,6 @@
 //! rolegate's integration tests: one binary, rolegate on port 0 against an in-process provider.
 
+mod admin;
 mod bearer;
 mod callback;
 mod fake_idp;
@@ -8,5 +9,9 @@ mod helpers;
 mod id_token;
 mod login;
 mod logout;
+mod notes;
 mod provider;
 mod settings;
+
+/// Every audit event rolegate writes.
+pub const EVENTS: [&str; 7] = rolegate::db::audit::EVENTS;

@@ -1,0 +1,266 @@
+//! The admin console: sessions with revoke, audit log with filters, chart; and the dashboard scope.
+
+use crate::helpers::{TestApp, spawn_app};
+
+async fn csrf(app: &TestApp) -> String {
+    let me: serde_json::Value = app.get("/api/me").await.json().await.unwrap();
+    me["csrf_token"].as_str().unwrap().to_owned()
+}
+
+async fn session_ids(app: &TestApp, sub: &str) -> Vec<String> {
+    sqlx::query_scalar("SELECT id FROM sessions WHERE user_sub = $1")
+        .bind(sub)
+        .fetch_all(&app.pool().await)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn admin_sees_sessions_and_a_revoked_session_is_refused_at_once() {
+    let app = spawn_app().await;
+    let alice = app.same_app_new_browser();
+    alice.sign_in("alice").await;
+    let bob = app.same_app_new_browser();
+    bob.sign_in("bob").await;
+    assert!(bob.is_signed_in().await);
+
+    let page = alice.get("/admin").await.text().await.unwrap();
+    assert!(page.contains("data-user=\"bob@rolegate.test\""));
+    assert!(page.contains("127.0.0.1"), "client IP shown");
+    assert!(page.contains("<svg"), "chart rendered server-side");
+
+    let ids = session_ids(&app, "sub-bob-0001").await;
+    assert_eq!(ids.len(), 1);
+    // Without the CSRF token nothing happens.
+    let refused = alice
+        .client
+        .post(alice.url(&format!("/admin/sessions/{}/revoke", ids[0])))
+        .form(&[("csrf_token", "nope")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    assert!(bob.is_signed_in().await);
+
+    let token = csrf(&alice).await;
+    let done = alice
+        .client
+        .post(alice.url(&format!("/admin/sessions/{}/revoke", ids[0])))
+        .form(&[("csrf_token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 303);
+    assert!(
+        !bob.is_signed_in().await,
+        "refused on the very next request"
+    );
+    assert_eq!(bob.get("/notes").await.status(), 302);
+}
+
+#[tokio::test]
+async fn revoke_all_ends_every_session_of_a_user_and_only_admins_may() {
+    let app = spawn_app().await;
+    let alice = app.same_app_new_browser();
+    alice.sign_in("alice").await;
+    let carol1 = app.same_app_new_browser();
+    carol1.sign_in("carol").await;
+    let carol2 = app.same_app_new_browser();
+    carol2.sign_in("carol").await;
+    let bob = app.same_app_new_browser();
+    bob.sign_in("bob").await;
+
+    let token = csrf(&bob).await;
+    let denied = bob
+        .client
+        .post(bob.url("/admin/users/sub-carol-0001/revoke"))
+        .form(&[("csrf_token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 403);
+    assert!(carol1.is_signed_in().await);
+
+    let token = csrf(&alice).await;
+    let done = alice
+        .client
+        .post(alice.url("/admin/users/sub-carol-0001/revoke"))
+        .form(&[("csrf_token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 303);
+    assert!(!carol1.is_signed_in().await && !carol2.is_signed_in().await);
+    assert!(bob.is_signed_in().await && alice.is_signed_in().await);
+}
+
+#[tokio::test]
+async fn every_event_is_audited_with_user_ip_and_request_id() {
+    let app = spawn_app().await;
+    let alice = app.same_app_new_browser();
+    alice.sign_in("alice").await; // sign_in
+    let bob = app.same_app_new_browser();
+    bob.sign_in("bob").await;
+    bob.get("/admin").await; // access_denied
+    let dave = app.same_app_new_browser();
+    let started = dave.start_login("").await;
+    let claims = dave.idp.claims("dave", &started.nonce);
+    dave.finish_with_token(&started, dave.idp.sign(&claims))
+        .await; // sign_in_refused
+    let forged = app.same_app_new_browser();
+    forged.start_login("").await;
+    forged.callback("code=x&state=forged").await; // sign_in_refused (state mismatch)
+    let token = csrf(&alice).await;
+    alice
+        .client
+        .post(alice.url("/notes"))
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("title", "audited"),
+            ("body", ""),
+        ])
+        .send()
+        .await
+        .unwrap(); // note_created
+    let (note_id,): (String,) = sqlx::query_as("SELECT id FROM notes")
+        .fetch_one(&app.pool().await)
+        .await
+        .unwrap();
+    alice
+        .client
+        .post(alice.url(&format!("/notes/{note_id}/delete")))
+        .form(&[("csrf_token", token.as_str())])
+        .send()
+        .await
+        .unwrap(); // note_deleted
+    alice
+        .client
+        .post(alice.url("/admin/users/sub-bob-0001/revoke"))
+        .form(&[("csrf_token", token.as_str())])
+        .send()
+        .await
+        .unwrap(); // session_revoked
+    alice.get("/logout").await; // sign_out
+
+    let rows: Vec<(String, Option<String>, Option<String>, Option<String>, Option<String>, String)> = sqlx::query_as(
+        "SELECT event, user_id, user_name, client_ip, request_id, detail FROM audit_log ORDER BY at, rowid",
+    )
+    .fetch_all(&app.pool().await)
+    .await
+    .unwrap();
+    let find = |event: &str| rows.iter().filter(|r| r.0 == event).collect::<Vec<_>>();
+    for event in crate::EVENTS {
+        assert!(!find(event).is_empty(), "no {event} row in {rows:?}");
+    }
+    for row in &rows {
+        assert_eq!(row.3.as_deref(), Some("127.0.0.1"), "client ip: {row:?}");
+        assert!(
+            row.4.as_deref().is_some_and(|r| !r.is_empty()),
+            "request id: {row:?}"
+        );
+    }
+    let refused = find("sign_in_refused");
+    assert!(
+        refused
+            .iter()
+            .any(|r| r.5.starts_with("no_role") && r.2.as_deref() == Some("Dave Test"))
+    );
+    assert!(refused.iter().any(|r| r.5.starts_with("state_mismatch")));
+    let denied = find("access_denied");
+    assert!(denied[0].5.contains("/admin") && denied[0].5.contains("DemoApp.Admin"));
+    assert_eq!(find("sign_in")[0].1.as_deref(), Some("oid-alice"));
+    assert_eq!(find("sign_out")[0].2.as_deref(), Some("Alice Test"));
+}
+
+#[tokio::test]
+async fn audit_filters_and_chart_on_the_admin_page() {
+    let app = spawn_app().await;
+    let alice = app.same_app_new_browser();
+    alice.sign_in("alice").await;
+    let bob = app.same_app_new_browser();
+    bob.sign_in("bob").await;
+    bob.get("/admin").await;
+
+    let only_denied = alice
+        .get("/admin?event=access_denied")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(only_denied.contains("class=\"event-access_denied\""));
+    assert!(!only_denied.contains("class=\"event-sign_in\""));
+    let by_user = alice.get("/admin?user=bob").await.text().await.unwrap();
+    let audit_table = &by_user[by_user.find("id=\"audit\"").unwrap()..];
+    assert!(audit_table.contains("Bob Test") && !audit_table.contains("Alice Test"));
+    let today = time::OffsetDateTime::now_utc().date();
+    let in_range = alice
+        .get(&format!("/admin?from={today}&to={today}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(in_range.contains("class=\"event-sign_in\""));
+    let past = alice
+        .get("/admin?from=2001-01-01&to=2001-01-02")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!past.contains("class=\"event-"));
+    assert_eq!(alice.get("/admin?from=yesterday").await.status(), 400);
+    assert_eq!(alice.get("/admin?event=nonsense").await.status(), 400);
+    assert!(
+        only_denied.contains("<svg") && only_denied.contains("access denied"),
+        "chart legend"
+    );
+}
+
+#[tokio::test]
+async fn the_dashboard_scope_guards_every_file() {
+    let app = spawn_app().await;
+    let files = [
+        "/dash/",
+        "/dash/index.html",
+        "/dash/dash.js",
+        "/dash/dash.css",
+        "/dash/missing.txt",
+    ];
+    for path in files {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), 302, "anonymous {path}");
+    }
+    // The folder is not reachable through /static either.
+    for path in ["/static/dash/index.html", "/static/dash/dash.js"] {
+        assert_eq!(app.get(path).await.status(), 404, "{path}");
+    }
+    // A Bearer caller without an app role is refused on the API the dashboard uses.
+    let roleless = crate::bearer::access_token(&app, serde_json::json!([]));
+    let response = reqwest::Client::new()
+        .get(app.url("/api/notes"))
+        .bearer_auth(roleless)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+
+    let carol = app.same_app_new_browser();
+    carol.sign_in("carol").await;
+    for (path, status) in [
+        ("/dash/", 200),
+        ("/dash/index.html", 200),
+        ("/dash/dash.js", 200),
+        ("/dash/dash.css", 200),
+        ("/dash/missing.txt", 404),
+    ] {
+        assert_eq!(carol.get(path).await.status(), status, "carol {path}");
+    }
+    assert!(
+        carol
+            .get("/dash/")
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("id=\"dash\"")
+    );
+}
