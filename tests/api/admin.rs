@@ -2,6 +2,16 @@
 
 use crate::helpers::{TestApp, spawn_app};
 
+/// event, user_id, user_name, client_ip, request_id, detail
+type AuditRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+);
+
 async fn csrf(app: &TestApp) -> String {
     let me: serde_json::Value = app.get("/api/me").await.json().await.unwrap();
     me["csrf_token"].as_str().unwrap().to_owned()
@@ -142,7 +152,7 @@ async fn every_event_is_audited_with_user_ip_and_request_id() {
         .unwrap(); // session_revoked
     alice.get("/logout").await; // sign_out
 
-    let rows: Vec<(String, Option<String>, Option<String>, Option<String>, Option<String>, String)> = sqlx::query_as(
+    let rows: Vec<AuditRow> = sqlx::query_as(
         "SELECT event, user_id, user_name, client_ip, request_id, detail FROM audit_log ORDER BY at, rowid",
     )
     .fetch_all(&app.pool().await)
