@@ -2,6 +2,10 @@
 //! must present it (form field `csrf_token` or header `X-CSRF-Token`).
 
 use actix_session::Session;
+use actix_web::HttpRequest;
+use serde::Deserialize;
+
+use crate::auth::User;
 
 const KEY: &str = "app.csrf";
 
@@ -26,4 +30,20 @@ pub fn verify(session: &Session, presented: Option<&str>) -> bool {
             .zip(presented.bytes())
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             == 0
+}
+
+/// A form that carries nothing but the token (delete and revoke buttons).
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    pub csrf_token: String,
+}
+
+/// Verifies `presented` and logs a refusal; callers map `false` to their own error type.
+pub fn check(req: &HttpRequest, session: &Session, presented: Option<&str>, user: &User) -> bool {
+    let ok = verify(session, presented);
+    if !ok {
+        tracing::warn!(sub = %user.sub, method = %req.method(), path = %req.path(), "CSRF token missing or wrong");
+    }
+    ok
 }

@@ -10,12 +10,12 @@ use sqlx::SqlitePool;
 
 use crate::audit::Audit;
 use crate::auth::id_token::now;
-use crate::auth::{Admin, RequireRole, User};
+use crate::auth::{Admin, RequireRole};
 use crate::chart;
-use crate::csrf;
+use crate::csrf::{self, CsrfForm};
 use crate::db::audit::{self as audit_db, EVENTS, Filter};
 use crate::error::AppError;
-use crate::routes::notes::see_other;
+use crate::routes::notes::{check_csrf, see_other};
 use crate::session_store;
 use crate::templates::{Templates, base_context, format_time};
 
@@ -42,12 +42,6 @@ struct AdminQuery {
     to: String,
     #[serde(default)]
     page: Option<i64>,
-}
-
-#[derive(Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf_token: String,
 }
 
 #[derive(Serialize)]
@@ -154,15 +148,6 @@ async fn admin(
     Ok(templates.page(StatusCode::OK, "admin.html", &ctx))
 }
 
-fn check_csrf(session: &Session, form: &CsrfForm, user: &User) -> Result<(), AppError> {
-    if csrf::verify(session, Some(&form.csrf_token)) {
-        Ok(())
-    } else {
-        tracing::warn!(sub = %user.sub, "admin action without a valid CSRF token");
-        Err(AppError::Csrf)
-    }
-}
-
 async fn revoke_session(
     admin: RequireRole<Admin>,
     req: HttpRequest,
@@ -172,7 +157,7 @@ async fn revoke_session(
     pool: web::Data<SqlitePool>,
     audit: web::Data<Audit>,
 ) -> Result<HttpResponse, AppError> {
-    check_csrf(&session, &form, &admin)?;
+    check_csrf(&req, &session, &form.csrf_token, &admin)?;
     let id = path.into_inner();
     let sub = session_store::revoke(&pool, &id)
         .await?
@@ -198,7 +183,7 @@ async fn revoke_user(
     pool: web::Data<SqlitePool>,
     audit: web::Data<Audit>,
 ) -> Result<HttpResponse, AppError> {
-    check_csrf(&session, &form, &admin)?;
+    check_csrf(&req, &session, &form.csrf_token, &admin)?;
     let sub = path.into_inner();
     let count = session_store::revoke_user(&pool, &sub).await?;
     audit

@@ -72,12 +72,9 @@ fn check_csrf(req: &HttpRequest, session: &Session, user: &User) -> Result<(), A
         .headers()
         .get("x-csrf-token")
         .and_then(|v| v.to_str().ok());
-    if csrf::verify(session, presented) {
-        Ok(())
-    } else {
-        tracing::warn!(sub = %user.sub, path = %req.path(), "API write without a valid CSRF token");
-        Err(ApiError::csrf())
-    }
+    csrf::check(req, session, presented, user)
+        .then_some(())
+        .ok_or_else(ApiError::csrf)
 }
 
 async fn create(

@@ -10,7 +10,7 @@ use sqlx::SqlitePool;
 
 use crate::audit::Audit;
 use crate::auth::{AccessLevel, Admin, Read, RequireRole, User, Write};
-use crate::csrf;
+use crate::csrf::{self, CsrfForm};
 use crate::db::notes::{self, NewNote, Note};
 use crate::error::AppError;
 use crate::templates::{Templates, base_context, format_time};
@@ -41,12 +41,6 @@ struct NoteForm {
     title: String,
     #[serde(default)]
     body: String,
-}
-
-#[derive(Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf_token: String,
 }
 
 /// A note as the page shows it.
@@ -129,18 +123,15 @@ async fn list(
     render(deps, page, FormState::default(), StatusCode::OK).await
 }
 
-fn check_csrf(
+pub fn check_csrf(
     req: &HttpRequest,
     session: &Session,
     presented: &str,
     user: &User,
 ) -> Result<(), AppError> {
-    if csrf::verify(session, Some(presented)) {
-        Ok(())
-    } else {
-        tracing::warn!(sub = %user.sub, path = %req.path(), "CSRF token missing or wrong");
-        Err(AppError::Csrf)
-    }
+    csrf::check(req, session, Some(presented), user)
+        .then_some(())
+        .ok_or(AppError::Csrf)
 }
 
 async fn create(
