@@ -4,9 +4,9 @@ CREATE TABLE IF NOT EXISTS sessions (
     id          TEXT PRIMARY KEY NOT NULL,
     state       TEXT NOT NULL,
     user_sub    TEXT,
-    created_at  INTEGER NOT NULL,
-    updated_at  INTEGER NOT NULL,
-    expires_at  INTEGER NOT NULL
+    created_at  BIGINT NOT NULL,
+    updated_at  BIGINT NOT NULL,
+    expires_at  BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sessions_expires_at ON sessions (expires_at);
 CREATE INDEX IF NOT EXISTS sessions_user_sub ON sessions (user_sub);

@@ -2,10 +2,10 @@
 //!
 //! A failed audit write is logged and never fails the user's request.
 
+use crate::db::Pool;
 use actix_session::SessionExt;
 use actix_web::{HttpMessage, HttpRequest};
 use serde::{Deserialize, Serialize};
-use sqlx::SqlitePool;
 
 use crate::auth::{AccessLevel, AuthError, AuthEvents, Claims, EventFuture, User};
 use crate::db::audit::{self, NewEntry};
@@ -23,12 +23,12 @@ pub struct ClientInfo {
 
 #[derive(Clone)]
 pub struct Audit {
-    pool: SqlitePool,
+    pool: Pool,
     proxies: TrustedProxies,
 }
 
 impl Audit {
-    pub fn new(pool: SqlitePool, proxies: TrustedProxies) -> Self {
+    pub fn new(pool: Pool, proxies: TrustedProxies) -> Self {
         Audit { pool, proxies }
     }
 

@@ -64,6 +64,8 @@ pub struct AuthSettings {
 pub struct DatabaseSettings {
     pub url: String,
     pub max_connections: u32,
+    /// How long start-up waits for an unreachable PostgreSQL before giving up.
+    pub startup_wait_secs: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -331,6 +333,7 @@ fn read(r: &mut Reader<'_>, env_name: &str) -> Settings {
 
     let database_url = r.string("database.url", "sqlite://data/rolegate.db?mode=rwc");
     let max_connections = r.get("database.max_connections", 8u32, "a whole number");
+    let startup_wait_secs = r.get("database.startup_wait_secs", 120u64, "a number of seconds");
 
     let key_text = r.get::<String>("session.key", String::new(), "text");
     let key_file_text = r.string(
@@ -397,6 +400,7 @@ fn read(r: &mut Reader<'_>, env_name: &str) -> Settings {
         database: DatabaseSettings {
             url: database_url,
             max_connections,
+            startup_wait_secs,
         },
         session: SessionSettings {
             key,

@@ -21,7 +21,7 @@ use crate::audit::{Audit, AuditEvents};
 use crate::auth::metadata::is_loopback_host;
 use crate::auth::{Auth, AuthConfig};
 use crate::net::TrustedProxies;
-use crate::session_store::SqliteSessionStore;
+use crate::session_store::SqlSessionStore;
 use crate::settings::{Loaded, Problem, SESSION_KEY_LEN, Settings, decode_key};
 use crate::telemetry::{log_requests, security_headers};
 use crate::templates::{Templates, TeraPages, base_context};
@@ -165,7 +165,7 @@ async fn full_server(
     crate::db::migrate(&pool)
         .await
         .context("database migrations failed")?;
-    let store = SqliteSessionStore::new(pool.clone());
+    let store = SqlSessionStore::new(pool.clone());
     store.spawn_purger(Duration::from_secs(300));
     let key = session_key(&settings)?;
     let proxies = TrustedProxies(settings.server.trusted_proxies.clone());

@@ -1,7 +1,7 @@
 //! The audit log: who did what, when, from where.
 
+use crate::db::Pool;
 use serde::Serialize;
-use sqlx::SqlitePool;
 
 use crate::auth::id_token::now;
 
@@ -38,7 +38,7 @@ pub struct Entry {
     pub detail: String,
 }
 
-pub async fn insert(pool: &SqlitePool, entry: &NewEntry) -> Result<(), sqlx::Error> {
+pub async fn insert(pool: &Pool, entry: &NewEntry) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO audit_log (id, at, event, user_id, user_name, client_ip, request_id, detail) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -76,7 +76,7 @@ pub const PAGE_SIZE: i64 = 50;
 
 /// One page of entries matching `filter`, newest first, and whether more follow.
 pub async fn search(
-    pool: &SqlitePool,
+    pool: &Pool,
     filter: &Filter,
     page: i64,
 ) -> Result<(Vec<Entry>, bool), sqlx::Error> {
@@ -103,7 +103,7 @@ pub async fn search(
 }
 
 /// Counts of `events` per hour since `since` (unix seconds): `(event, hour_start, count)`.
-pub async fn hourly(pool: &SqlitePool, since: i64) -> Result<Vec<(String, i64, i64)>, sqlx::Error> {
+pub async fn hourly(pool: &Pool, since: i64) -> Result<Vec<(String, i64, i64)>, sqlx::Error> {
     sqlx::query_as(
         "SELECT event, (at / 3600) * 3600 AS hour, COUNT(*) FROM audit_log \
          WHERE at >= $1 AND event IN ('sign_in', 'sign_in_refused', 'access_denied') \

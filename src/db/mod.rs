@@ -1,43 +1,87 @@
-//! Database pool and migrations (SQLite through sqlx).
+//! Database pool and migrations: SQLite or PostgreSQL through sqlx's `Any` driver, one code
+//! path and one set of migrations (portable types, `$n` placeholders).
 
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::Once;
+use std::time::{Duration, Instant};
 
-use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::Executor;
+use sqlx::any::AnyPoolOptions;
+use sqlx::sqlite::SqliteConnectOptions;
 
 use crate::settings::DatabaseSettings;
 
-/// Opens the pool, creating the SQLite file (and its folder) when needed.
-pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<SqlitePool> {
-    let options = SqliteConnectOptions::from_str(&settings.url)
-        .map_err(|e| anyhow::anyhow!("database.url is not a valid SQLite URL: {e}"))?
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(Duration::from_secs(5));
-    if let Some(dir) = options.get_filename().parent()
-        && !dir.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            anyhow::anyhow!("cannot create the database folder {}: {e}", dir.display())
-        })?;
+pub mod audit;
+pub mod notes;
+
+/// The pool every query runs on.
+pub type Pool = sqlx::AnyPool;
+
+/// Whether a URL names SQLite (otherwise PostgreSQL).
+pub fn is_sqlite(url: &str) -> bool {
+    url.starts_with("sqlite:")
+}
+
+/// Opens the pool. SQLite: creates the file and its folder, WAL mode. PostgreSQL: waits for the
+/// server (logging each failed attempt) up to `database.startup_wait_secs`.
+pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Pool> {
+    static DRIVERS: Once = Once::new();
+    DRIVERS.call_once(sqlx::any::install_default_drivers);
+
+    let sqlite = is_sqlite(&settings.url);
+    if sqlite {
+        let options = SqliteConnectOptions::from_str(&settings.url)
+            .map_err(|e| anyhow::anyhow!("database.url is not a valid SQLite URL: {e}"))?;
+        if let Some(dir) = options.get_filename().parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                anyhow::anyhow!("cannot create the database folder {}: {e}", dir.display())
+            })?;
+        }
     }
-    let pool = SqlitePoolOptions::new()
+    let options = AnyPoolOptions::new()
         .max_connections(settings.max_connections)
-        .connect_with(options)
-        .await?;
+        .acquire_timeout(Duration::from_secs(5))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if sqlite {
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                }
+                Ok(())
+            })
+        });
+
+    let started = Instant::now();
+    let mut attempt = 0u32;
+    let pool = loop {
+        attempt += 1;
+        match options.clone().connect(&settings.url).await {
+            Ok(pool) => break pool,
+            Err(e) if !sqlite && started.elapsed().as_secs() < settings.startup_wait_secs => {
+                tracing::warn!(attempt, error = %e, "database unreachable; retrying in 2 s");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(e) => return Err(anyhow::anyhow!("cannot connect to the database: {e}")),
+        }
+    };
+    if sqlite {
+        // Persistent for the file; readers no longer block the writer.
+        pool.execute("PRAGMA journal_mode = WAL").await?;
+    }
     Ok(pool)
 }
 
 /// Applies `migrations/` (embedded at build time).
-pub async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {
+pub async fn migrate(pool: &Pool) -> anyhow::Result<()> {
     sqlx::migrate!("./migrations").run(pool).await?;
     Ok(())
 }
 
-pub mod audit;
-pub mod notes;
+/// Cheap liveness probe used by `/healthz`.
+pub async fn ping(pool: &Pool) -> bool {
+    sqlx::query("SELECT 1").execute(pool).await.is_ok()
+}
 
 /// A row id that sorts by creation time (microsecond hex prefix) and ends in randomness, so it
 /// needs no database sequence and orders rows created in the same second.

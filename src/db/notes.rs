@@ -1,7 +1,7 @@
 //! Notes: plain SQL through sqlx, times as unix seconds.
 
+use crate::db::Pool;
 use serde::Serialize;
-use sqlx::SqlitePool;
 
 use crate::auth::id_token::now;
 
@@ -68,7 +68,7 @@ impl NewNote {
 }
 
 pub async fn create(
-    pool: &SqlitePool,
+    pool: &Pool,
     note: &NewNote,
     author_id: &str,
     author_name: &str,
@@ -96,7 +96,7 @@ pub async fn create(
 }
 
 /// One page of notes, newest first, and whether there is a next page.
-pub async fn page(pool: &SqlitePool, page: i64) -> Result<(Vec<Note>, bool), sqlx::Error> {
+pub async fn page(pool: &Pool, page: i64) -> Result<(Vec<Note>, bool), sqlx::Error> {
     let offset = (page.max(1) - 1) * PAGE_SIZE;
     let mut notes: Vec<Note> = sqlx::query_as(
         "SELECT id, title, body, author_id, author_name, created_at FROM notes \
@@ -111,7 +111,7 @@ pub async fn page(pool: &SqlitePool, page: i64) -> Result<(Vec<Note>, bool), sql
     Ok((notes, more))
 }
 
-pub async fn find(pool: &SqlitePool, id: &str) -> Result<Option<Note>, sqlx::Error> {
+pub async fn find(pool: &Pool, id: &str) -> Result<Option<Note>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, title, body, author_id, author_name, created_at FROM notes WHERE id = $1",
     )
@@ -121,7 +121,7 @@ pub async fn find(pool: &SqlitePool, id: &str) -> Result<Option<Note>, sqlx::Err
 }
 
 /// Deletes a note; `false` when there was none with that id.
-pub async fn delete(pool: &SqlitePool, id: &str) -> Result<bool, sqlx::Error> {
+pub async fn delete(pool: &Pool, id: &str) -> Result<bool, sqlx::Error> {
     let done = sqlx::query("DELETE FROM notes WHERE id = $1")
         .bind(id)
         .execute(pool)

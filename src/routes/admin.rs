@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
+use crate::db::Pool;
 use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
-use sqlx::SqlitePool;
 
 use crate::audit::Audit;
 use crate::auth::id_token::now;
@@ -83,7 +83,7 @@ async fn admin(
     req: HttpRequest,
     session: Session,
     query: web::Query<AdminQuery>,
-    pool: web::Data<SqlitePool>,
+    pool: web::Data<Pool>,
     templates: web::Data<Arc<Templates>>,
 ) -> Result<HttpResponse, AppError> {
     let q = query.into_inner();
@@ -154,7 +154,7 @@ async fn revoke_session(
     session: Session,
     path: web::Path<String>,
     form: web::Form<CsrfForm>,
-    pool: web::Data<SqlitePool>,
+    pool: web::Data<Pool>,
     audit: web::Data<Audit>,
 ) -> Result<HttpResponse, AppError> {
     check_csrf(&req, &session, &form.csrf_token, &admin)?;
@@ -180,7 +180,7 @@ async fn revoke_user(
     session: Session,
     path: web::Path<String>,
     form: web::Form<CsrfForm>,
-    pool: web::Data<SqlitePool>,
+    pool: web::Data<Pool>,
     audit: web::Data<Audit>,
 ) -> Result<HttpResponse, AppError> {
     check_csrf(&req, &session, &form.csrf_token, &admin)?;

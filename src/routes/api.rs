@@ -1,11 +1,11 @@
 //! JSON API. Works with the session cookie or a Bearer access token; cookie-authenticated
 //! writes must send the session's CSRF token in `X-CSRF-Token`.
 
+use crate::db::Pool;
 use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
-use sqlx::SqlitePool;
 
 use crate::audit::Audit;
 use crate::auth::{Admin, CurrentUser, Read, RequireRole, User, Write};
@@ -54,7 +54,7 @@ async fn me(user: CurrentUser, session: Session) -> HttpResponse {
 async fn list(
     _user: RequireRole<Read>,
     query: web::Query<PageQuery>,
-    pool: web::Data<SqlitePool>,
+    pool: web::Data<Pool>,
 ) -> Result<HttpResponse, ApiError> {
     let page = query.into_inner().page_or_first();
     let (notes, more) = notes::page(&pool, page).await?;
@@ -82,7 +82,7 @@ async fn create(
     req: HttpRequest,
     session: Session,
     body: web::Json<NewNote>,
-    pool: web::Data<SqlitePool>,
+    pool: web::Data<Pool>,
     audit: web::Data<Audit>,
 ) -> Result<HttpResponse, ApiError> {
     check_csrf(&req, &session, &user)?;
@@ -111,7 +111,7 @@ async fn delete(
     req: HttpRequest,
     session: Session,
     path: web::Path<String>,
-    pool: web::Data<SqlitePool>,
+    pool: web::Data<Pool>,
     audit: web::Data<Audit>,
 ) -> Result<HttpResponse, ApiError> {
     check_csrf(&req, &session, &user)?;

@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
+use crate::db::Pool;
 use actix_session::Session;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
-use sqlx::SqlitePool;
 
 use crate::audit::Audit;
 use crate::auth::{AccessLevel, Admin, Read, RequireRole, User, Write};
@@ -77,7 +77,7 @@ struct Deps<'a> {
     req: &'a HttpRequest,
     user: &'a User,
     session: &'a Session,
-    pool: &'a SqlitePool,
+    pool: &'a Pool,
     templates: &'a Templates,
 }
 
@@ -109,7 +109,7 @@ async fn list(
     req: HttpRequest,
     session: Session,
     query: web::Query<PageQuery>,
-    pool: web::Data<SqlitePool>,
+    pool: web::Data<Pool>,
     templates: web::Data<Arc<Templates>>,
 ) -> Result<HttpResponse, AppError> {
     let page = query.into_inner().page_or_first();
@@ -139,7 +139,7 @@ async fn create(
     req: HttpRequest,
     session: Session,
     form: web::Form<NoteForm>,
-    pool: web::Data<SqlitePool>,
+    pool: web::Data<Pool>,
     audit: web::Data<Audit>,
     templates: web::Data<Arc<Templates>>,
 ) -> Result<HttpResponse, AppError> {
@@ -185,7 +185,7 @@ async fn delete(
     session: Session,
     path: web::Path<String>,
     form: web::Form<CsrfForm>,
-    pool: web::Data<SqlitePool>,
+    pool: web::Data<Pool>,
     audit: web::Data<Audit>,
 ) -> Result<HttpResponse, AppError> {
     check_csrf(&req, &session, &form.csrf_token, &user)?;

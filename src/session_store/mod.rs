@@ -1,32 +1,32 @@
-//! actix-session's `SessionStore` over SQLite: sessions survive restarts, can be listed and
+//! actix-session's `SessionStore` over the SQL database (SQLite or PostgreSQL): sessions survive restarts, can be listed and
 //! revoked, and rows are keyed by a hash of the cookie's id.
 
 use std::collections::HashMap;
 use std::time::Duration as StdDuration;
 
+use crate::db::Pool;
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
 use actix_web::cookie::time::Duration;
 use sha2::{Digest, Sha256};
-use sqlx::SqlitePool;
 
 use crate::auth::id_token::now;
 
 type State = HashMap<String, String>;
 
-/// Sessions in the `sessions` table.
+/// Sessions in the `sessions` table of the configured database.
 #[derive(Clone)]
-pub struct SqliteSessionStore {
-    pool: SqlitePool,
+pub struct SqlSessionStore {
+    pool: Pool,
 }
 
-impl SqliteSessionStore {
-    pub fn new(pool: SqlitePool) -> Self {
-        SqliteSessionStore { pool }
+impl SqlSessionStore {
+    pub fn new(pool: Pool) -> Self {
+        SqlSessionStore { pool }
     }
 
     /// Deletes expired rows; returns how many went.
     pub async fn purge_expired(&self) -> Result<u64, sqlx::Error> {
-        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
             .bind(now())
             .execute(&self.pool)
             .await?;
@@ -51,7 +51,7 @@ impl SqliteSessionStore {
 
     /// Number of live sessions (for the benchmark and the admin page).
     pub async fn count_active(&self) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE expires_at > ?")
+        sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE expires_at > $1")
             .bind(now())
             .fetch_one(&self.pool)
             .await
@@ -79,10 +79,10 @@ fn user_sub(state: &State) -> Option<String> {
     value.get("sub")?.as_str().map(str::to_owned)
 }
 
-impl SessionStore for SqliteSessionStore {
+impl SessionStore for SqlSessionStore {
     async fn load(&self, key: &SessionKey) -> Result<Option<State>, LoadError> {
         let row: Option<(String,)> =
-            sqlx::query_as("SELECT state FROM sessions WHERE id = ? AND expires_at > ?")
+            sqlx::query_as("SELECT state FROM sessions WHERE id = $1 AND expires_at > $2")
                 .bind(row_id(key))
                 .bind(now())
                 .fetch_optional(&self.pool)
@@ -102,7 +102,7 @@ impl SessionStore for SqliteSessionStore {
         let now = now();
         sqlx::query(
             "INSERT INTO sessions (id, state, user_sub, created_at, updated_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(row_id(&key))
         .bind(body)
@@ -125,8 +125,8 @@ impl SessionStore for SqliteSessionStore {
         let body =
             serde_json::to_string(&state).map_err(|e| UpdateError::Serialization(e.into()))?;
         let done = sqlx::query(
-            "UPDATE sessions SET state = ?, user_sub = ?, updated_at = ?, expires_at = ? \
-             WHERE id = ? AND expires_at > ?",
+            "UPDATE sessions SET state = $1, user_sub = $2, updated_at = $3, expires_at = $4 \
+             WHERE id = $5 AND expires_at > $6",
         )
         .bind(body)
         .bind(user_sub(&state))
@@ -153,7 +153,7 @@ impl SessionStore for SqliteSessionStore {
     }
 
     async fn update_ttl(&self, key: &SessionKey, ttl: &Duration) -> Result<(), anyhow::Error> {
-        sqlx::query("UPDATE sessions SET expires_at = ? WHERE id = ?")
+        sqlx::query("UPDATE sessions SET expires_at = $1 WHERE id = $2")
             .bind(expires_at(ttl))
             .bind(row_id(key))
             .execute(&self.pool)
@@ -162,7 +162,7 @@ impl SessionStore for SqliteSessionStore {
     }
 
     async fn delete(&self, key: &SessionKey) -> Result<(), anyhow::Error> {
-        sqlx::query("DELETE FROM sessions WHERE id = ?")
+        sqlx::query("DELETE FROM sessions WHERE id = $1")
             .bind(row_id(key))
             .execute(&self.pool)
             .await?;
@@ -183,7 +183,7 @@ pub struct ActiveSession {
 }
 
 /// Live signed-in sessions, most recently active first.
-pub async fn list_active(pool: &SqlitePool, limit: i64) -> Result<Vec<ActiveSession>, sqlx::Error> {
+pub async fn list_active(pool: &Pool, limit: i64) -> Result<Vec<ActiveSession>, sqlx::Error> {
     let rows: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
         "SELECT id, user_sub, state, updated_at, expires_at FROM sessions \
          WHERE expires_at > $1 AND user_sub IS NOT NULL ORDER BY updated_at DESC LIMIT $2",
@@ -218,7 +218,7 @@ pub async fn list_active(pool: &SqlitePool, limit: i64) -> Result<Vec<ActiveSess
 }
 
 /// Deletes one session by row id; returns its user's sub when there was one.
-pub async fn revoke(pool: &SqlitePool, id: &str) -> Result<Option<String>, sqlx::Error> {
+pub async fn revoke(pool: &Pool, id: &str) -> Result<Option<String>, sqlx::Error> {
     let row: Option<(Option<String>,)> =
         sqlx::query_as("DELETE FROM sessions WHERE id = $1 RETURNING user_sub")
             .bind(id)
@@ -228,7 +228,7 @@ pub async fn revoke(pool: &SqlitePool, id: &str) -> Result<Option<String>, sqlx:
 }
 
 /// Deletes every session of one user; returns how many went.
-pub async fn revoke_user(pool: &SqlitePool, user_sub: &str) -> Result<u64, sqlx::Error> {
+pub async fn revoke_user(pool: &Pool, user_sub: &str) -> Result<u64, sqlx::Error> {
     let done = sqlx::query("DELETE FROM sessions WHERE user_sub = $1")
         .bind(user_sub)
         .execute(pool)

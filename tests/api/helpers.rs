@@ -207,10 +207,15 @@ impl TestApp {
         self.get("/api/me").await.status() == 200
     }
 
-    pub async fn pool(&self) -> sqlx::SqlitePool {
-        sqlx::SqlitePool::connect(&format!("sqlite://{}/rolegate.db", self.db_dir.display()))
-            .await
-            .unwrap()
+    /// A pool on the app's own database (SQLite file or PostgreSQL).
+    pub async fn pool(&self) -> rolegate::db::Pool {
+        rolegate::db::connect(&rolegate::settings::DatabaseSettings {
+            url: self.env["APP__DATABASE__URL"].clone(),
+            max_connections: 2,
+            startup_wait_secs: 0,
+        })
+        .await
+        .unwrap()
     }
 }
 
