@@ -21,6 +21,22 @@ pub enum AppError {
     TooLarge,
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A dependency (database, Redis) is down; the message names it.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<crate::session_store::StoreError> for AppError {
+    fn from(e: crate::session_store::StoreError) -> Self {
+        AppError::Unavailable(e.to_string())
+    }
+}
+
+impl From<crate::session_store::StoreError> for ApiError {
+    fn from(e: crate::session_store::StoreError) -> Self {
+        tracing::error!(error = %e, "session store error");
+        ApiError::unavailable("The session store is unavailable; try again shortly.")
+    }
 }
 
 impl ResponseError for AppError {
@@ -30,7 +46,7 @@ impl ResponseError for AppError {
             AppError::Csrf => StatusCode::FORBIDDEN,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Database(_) | AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -54,6 +70,11 @@ impl ResponseError for AppError {
                 "error.html",
                 "The database is unavailable",
                 "Please try again in a minute. If it keeps happening, tell the administrator.".to_owned(),
+            ),
+            AppError::Unavailable(_) => (
+                "error.html",
+                "A service rolegate needs is unavailable",
+                "The session store is not answering. Please try again in a minute; nothing you did caused this.".to_owned(),
             ),
         };
         match Templates::global() {
@@ -89,6 +110,10 @@ impl ApiError {
 
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", "No such note.")
+    }
+
+    pub fn unavailable(detail: &str) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)
     }
 
     pub fn csrf() -> Self {
@@ -181,4 +206,29 @@ fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
         other => ApiError::new(StatusCode::BAD_REQUEST, "bad_json", other.to_string()),
     };
     api.into()
+}
+
+/// Turns a session-store failure raised inside actix-session (a bare 500 otherwise) into a 503
+/// page or JSON that says which dependency is down.
+pub async fn store_errors(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let json = req.path().starts_with("/api/")
+        || req
+            .headers()
+            .get("accept")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("application/json"));
+    match next.call(req).await {
+        Err(e) if e.to_string().contains(crate::session_store::UNAVAILABLE) => {
+            tracing::error!(error = %e, "session store unavailable");
+            Err(if json {
+                ApiError::unavailable("The session store is unavailable; try again shortly.").into()
+            } else {
+                AppError::Unavailable(e.to_string()).into()
+            })
+        }
+        other => other,
+    }
 }

@@ -19,6 +19,9 @@ use crate::auth::metadata::secure_or_loopback;
 /// Keys whose values are never printed.
 const SECRET_KEYS: [&str; 2] = ["auth.client_secret", "session.key"];
 
+/// Keys that are URLs which may carry a password.
+const URL_KEYS: [&str; 2] = ["database.url", "session.redis_url"];
+
 /// Bytes of the session cookie key (actix requires at least 64).
 pub const SESSION_KEY_LEN: usize = 64;
 
@@ -70,6 +73,9 @@ pub struct DatabaseSettings {
 
 #[derive(Debug, Clone)]
 pub struct SessionSettings {
+    /// `database` (the SQL database, also spelled `sqlite`) or `redis`.
+    pub store: String,
+    pub redis_url: String,
     /// The cookie key, from `session.key` or `session.key_file`.
     pub key: Option<Vec<u8>>,
     pub key_file: Option<PathBuf>,
@@ -216,7 +222,7 @@ impl Reader<'_> {
             "(unset)".to_owned()
         } else if SECRET_KEYS.contains(&key) {
             "******** (set)".to_owned()
-        } else if key == "database.url" {
+        } else if URL_KEYS.contains(&key) {
             mask_url_password(&effective)
         } else {
             effective
@@ -335,6 +341,8 @@ fn read(r: &mut Reader<'_>, env_name: &str) -> Settings {
     let max_connections = r.get("database.max_connections", 8u32, "a whole number");
     let startup_wait_secs = r.get("database.startup_wait_secs", 120u64, "a number of seconds");
 
+    let store = r.string("session.store", "database").to_ascii_lowercase();
+    let redis_url = r.get::<String>("session.redis_url", String::new(), "text");
     let key_text = r.get::<String>("session.key", String::new(), "text");
     let key_file_text = r.string(
         "session.key_file",
@@ -403,6 +411,8 @@ fn read(r: &mut Reader<'_>, env_name: &str) -> Settings {
             startup_wait_secs,
         },
         session: SessionSettings {
+            store,
+            redis_url,
             key,
             key_file,
             idle_timeout_minutes,
@@ -577,6 +587,21 @@ fn validate(s: &Settings, problems: &mut Vec<Problem>) {
         add("database.max_connections", "must be at least 1".into());
     }
 
+    match s.session.store.as_str() {
+        "database" | "sqlite" => {}
+        "redis"
+            if s.session.redis_url.starts_with("redis://")
+                || s.session.redis_url.starts_with("rediss://") => {}
+        "redis" => add(
+            "session.redis_url",
+            "must be set to redis://host:6379 (or rediss:// for TLS) when session.store is redis"
+                .into(),
+        ),
+        other => add(
+            "session.store",
+            format!("{other:?} must be \"database\" or \"redis\""),
+        ),
+    }
     if s.session.key.is_none() && !key_unreadable {
         match &s.session.key_file {
             None => add(

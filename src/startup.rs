@@ -21,7 +21,8 @@ use crate::audit::{Audit, AuditEvents};
 use crate::auth::metadata::is_loopback_host;
 use crate::auth::{Auth, AuthConfig};
 use crate::net::TrustedProxies;
-use crate::session_store::SqlSessionStore;
+use crate::routes::health::Health;
+use crate::session_store::{RedisSessionStore, Sessions, SqlSessionStore};
 use crate::settings::{Loaded, Problem, SESSION_KEY_LEN, Settings, decode_key};
 use crate::telemetry::{log_requests, security_headers};
 use crate::templates::{Templates, TeraPages, base_context};
@@ -165,8 +166,23 @@ async fn full_server(
     crate::db::migrate(&pool)
         .await
         .context("database migrations failed")?;
-    let store = SqlSessionStore::new(pool.clone());
+    let store = match settings.session.store.as_str() {
+        "redis" => Sessions::Redis(
+            RedisSessionStore::connect(
+                &settings.session.redis_url,
+                Duration::from_secs(settings.database.startup_wait_secs),
+            )
+            .await?,
+        ),
+        _ => Sessions::Sql(SqlSessionStore::new(pool.clone())),
+    };
     store.spawn_purger(Duration::from_secs(300));
+    let health = web::Data::new(Health::spawn(
+        pool.clone(),
+        store.clone(),
+        Duration::from_secs(2),
+    ));
+    let sessions_data = web::Data::new(store.clone());
     let key = session_key(&settings)?;
     let proxies = TrustedProxies(settings.server.trusted_proxies.clone());
     let audit = web::Data::new(Audit::new(pool.clone(), proxies.clone()));
@@ -212,12 +228,15 @@ async fn full_server(
             .build();
         App::new()
             .wrap(sessions)
+            .wrap(from_fn(crate::error::store_errors))
             .wrap(security_headers(https))
             .wrap(from_fn(log_requests))
             .app_data(proxies.clone())
             .app_data(pool.clone())
             .app_data(templates.clone())
             .app_data(audit.clone())
+            .app_data(health.clone())
+            .app_data(sessions_data.clone())
             .configure(crate::error::extractor_configs)
             .configure(|cfg| auth.configure(cfg))
             .configure(crate::routes::configure)

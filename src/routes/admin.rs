@@ -16,7 +16,7 @@ use crate::csrf::{self, CsrfForm};
 use crate::db::audit::{self as audit_db, EVENTS, Filter};
 use crate::error::AppError;
 use crate::routes::notes::{check_csrf, see_other};
-use crate::session_store;
+use crate::session_store::Sessions;
 use crate::templates::{Templates, base_context, format_time};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -84,6 +84,7 @@ async fn admin(
     session: Session,
     query: web::Query<AdminQuery>,
     pool: web::Data<Pool>,
+    sessions: web::Data<Sessions>,
     templates: web::Data<Arc<Templates>>,
 ) -> Result<HttpResponse, AppError> {
     let q = query.into_inner();
@@ -98,7 +99,8 @@ async fn admin(
     };
     let page = q.page.unwrap_or(1).clamp(1, 1_000_000);
 
-    let sessions: Vec<SessionView> = session_store::list_active(&pool, 500)
+    let sessions: Vec<SessionView> = sessions
+        .list_active(500)
         .await?
         .into_iter()
         .map(|s| SessionView {
@@ -154,14 +156,12 @@ async fn revoke_session(
     session: Session,
     path: web::Path<String>,
     form: web::Form<CsrfForm>,
-    pool: web::Data<Pool>,
+    sessions: web::Data<Sessions>,
     audit: web::Data<Audit>,
 ) -> Result<HttpResponse, AppError> {
     check_csrf(&req, &session, &form.csrf_token, &admin)?;
     let id = path.into_inner();
-    let sub = session_store::revoke(&pool, &id)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let sub = sessions.revoke(&id).await?.ok_or(AppError::NotFound)?;
     let short: String = id.chars().take(12).collect();
     audit
         .record(
@@ -180,12 +180,12 @@ async fn revoke_user(
     session: Session,
     path: web::Path<String>,
     form: web::Form<CsrfForm>,
-    pool: web::Data<Pool>,
+    sessions: web::Data<Sessions>,
     audit: web::Data<Audit>,
 ) -> Result<HttpResponse, AppError> {
     check_csrf(&req, &session, &form.csrf_token, &admin)?;
     let sub = path.into_inner();
-    let count = session_store::revoke_user(&pool, &sub).await?;
+    let count = sessions.revoke_user(&sub).await?;
     audit
         .record(
             &req,

@@ -1,13 +1,72 @@
-//! Liveness: the cheapest handler in the binary, the benchmark's ceiling.
+//! Liveness and dependencies. The handler only reads flags a background task keeps fresh, so it
+//! stays the cheapest route in the binary (the benchmark's ceiling).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
+
+use crate::db::Pool;
+use crate::session_store::Sessions;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz));
 }
 
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(r#"{"status":"ok"}"#)
+/// Whether each dependency answered its last probe.
+#[derive(Debug)]
+pub struct Health {
+    database: AtomicBool,
+    sessions: AtomicBool,
+    session_store: &'static str,
+}
+
+impl Health {
+    /// Probes the database and the session store every `every`, logging each change.
+    pub fn spawn(pool: Pool, sessions: Sessions, every: Duration) -> Arc<Health> {
+        let health = Arc::new(Health {
+            database: AtomicBool::new(true),
+            sessions: AtomicBool::new(true),
+            session_store: sessions.name(),
+        });
+        let watched = health.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let db = crate::db::ping(&pool).await;
+                let store = sessions.ping().await;
+                for (name, flag, up) in [
+                    ("database", &watched.database, db),
+                    (watched.session_store, &watched.sessions, store),
+                ] {
+                    if flag.swap(up, Ordering::Relaxed) != up {
+                        if up {
+                            tracing::info!(dependency = name, "dependency is back");
+                        } else {
+                            tracing::error!(dependency = name, "dependency is down");
+                        }
+                    }
+                }
+            }
+        });
+        health
+    }
+}
+
+async fn healthz(health: web::Data<Arc<Health>>) -> HttpResponse {
+    let db = health.database.load(Ordering::Relaxed);
+    let store = health.sessions.load(Ordering::Relaxed);
+    if db && store {
+        return HttpResponse::Ok()
+            .content_type("application/json")
+            .body(r#"{"status":"ok"}"#);
+    }
+    let state = |up: bool| if up { "up" } else { "down" };
+    HttpResponse::ServiceUnavailable().json(serde_json::json!({
+        "status": "degraded",
+        "database": state(db),
+        "session_store": { "kind": health.session_store, "status": state(store) },
+    }))
 }
