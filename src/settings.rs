@@ -577,10 +577,13 @@ fn validate(s: &Settings, problems: &mut Vec<Problem>) {
     }
 
     let db = &s.database.url;
-    if !db.starts_with("sqlite:") {
+    if !(db.starts_with("sqlite:")
+        || db.starts_with("postgres://")
+        || db.starts_with("postgresql://"))
+    {
         add(
             "database.url",
-            "must be a sqlite: URL such as sqlite://data/rolegate.db?mode=rwc".into(),
+            "must be sqlite://path?mode=rwc or postgres://user:password@host/db".into(),
         );
     }
     if s.database.max_connections == 0 {

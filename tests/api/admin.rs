@@ -153,7 +153,7 @@ async fn every_event_is_audited_with_user_ip_and_request_id() {
     alice.get("/logout").await; // sign_out
 
     let rows: Vec<AuditRow> = sqlx::query_as(
-        "SELECT event, user_id, user_name, client_ip, request_id, detail FROM audit_log ORDER BY at, rowid",
+        "SELECT event, user_id, user_name, client_ip, request_id, detail FROM audit_log ORDER BY id",
     )
     .fetch_all(&app.pool().await)
     .await

@@ -54,11 +54,49 @@ pub fn base_env(idp: &FakeIdp, db_dir: &std::path::Path) -> HashMap<String, Stri
             "APP__DATABASE__URL",
             format!("sqlite://{}/rolegate.db?mode=rwc", db_dir.display()),
         ),
+        ("APP__DATABASE__MAX_CONNECTIONS", "4".to_owned()),
         ("APP__SESSION__KEY", session_key_b64()),
     ] {
         env.insert(k.to_owned(), v);
     }
     env
+}
+
+/// With `ROLEGATE_TEST_DB=postgres`, a fresh database on `ROLEGATE_TEST_POSTGRES` for each app,
+/// so the whole suite runs on PostgreSQL as well as SQLite.
+pub async fn postgres_database() -> Option<String> {
+    if std::env::var("ROLEGATE_TEST_DB").ok()? != "postgres" {
+        return None;
+    }
+    let admin = std::env::var("ROLEGATE_TEST_POSTGRES")
+        .expect("ROLEGATE_TEST_POSTGRES for ROLEGATE_TEST_DB=postgres");
+    Some(create_postgres_database(&admin).await)
+}
+
+/// Creates an empty database next to `admin_url`'s and returns its URL.
+pub async fn create_postgres_database(admin_url: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let name = format!("rg_{}_{}_{nanos:x}", std::process::id(), n);
+    let pool = rolegate::db::connect(&rolegate::settings::DatabaseSettings {
+        url: admin_url.to_owned(),
+        max_connections: 1,
+        startup_wait_secs: 0,
+    })
+    .await
+    .expect("PostgreSQL admin connection");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let mut url = Url::parse(admin_url).unwrap();
+    url.set_path(&format!("/{name}"));
+    url.to_string()
 }
 
 pub fn temp_dir() -> PathBuf {
@@ -94,6 +132,9 @@ pub async fn spawn_app_custom(
     setup_idp(&idp);
     let db_dir = temp_dir();
     let mut env = base_env(&idp, &db_dir);
+    if let Some(url) = postgres_database().await {
+        env.insert("APP__DATABASE__URL".into(), url);
+    }
     tweak(&mut env);
     let address = start_rolegate(&env).await;
     let jar = Arc::new(Jar::default());
@@ -211,7 +252,7 @@ impl TestApp {
     pub async fn pool(&self) -> rolegate::db::Pool {
         rolegate::db::connect(&rolegate::settings::DatabaseSettings {
             url: self.env["APP__DATABASE__URL"].clone(),
-            max_connections: 2,
+            max_connections: 1,
             startup_wait_secs: 0,
         })
         .await

@@ -231,13 +231,11 @@ async fn idle_sessions_end() {
     let app = spawn_app().await;
     app.sign_in("bob").await;
     // Pretend the last request was 9 hours ago (idle timeout 8 h).
-    let pool = app.pool().await;
-    let old = (crate::fake_idp::now() - 9 * 3600).to_string();
-    sqlx::query("UPDATE sessions SET state = json_set(state, '$.\"rg.seen\"', ?)")
-        .bind(old)
-        .execute(&pool)
-        .await
-        .unwrap();
+    let old = crate::fake_idp::now() - 9 * 3600;
+    edit_signed_in_state(&app, |map| {
+        map.insert("rg.seen".into(), old.to_string());
+    })
+    .await;
     let response = app.get("/").await;
     assert_eq!(response.status(), 302);
     assert!(!app.is_signed_in().await);
@@ -247,21 +245,12 @@ async fn idle_sessions_end() {
 async fn sessions_end_after_their_absolute_lifetime() {
     let app = spawn_app().await;
     app.sign_in("bob").await;
-    let pool = app.pool().await;
-    let (state,): (String,) =
-        sqlx::query_as("SELECT state FROM sessions WHERE user_sub IS NOT NULL")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    let mut map: std::collections::HashMap<String, String> = serde_json::from_str(&state).unwrap();
-    let mut user: serde_json::Value = serde_json::from_str(&map["rg.user"]).unwrap();
-    user["signed_in_at"] = serde_json::json!(crate::fake_idp::now() - 25 * 3600);
-    map.insert("rg.user".into(), user.to_string());
-    sqlx::query("UPDATE sessions SET state = ?")
-        .bind(serde_json::to_string(&map).unwrap())
-        .execute(&pool)
-        .await
-        .unwrap();
+    edit_signed_in_state(&app, |map| {
+        let mut user: serde_json::Value = serde_json::from_str(&map["rg.user"]).unwrap();
+        user["signed_in_at"] = serde_json::json!(crate::fake_idp::now() - 25 * 3600);
+        map.insert("rg.user".into(), user.to_string());
+    })
+    .await;
     assert!(!app.is_signed_in().await);
 }
 
@@ -308,4 +297,25 @@ async fn signed_in_requests_do_not_call_the_provider_or_write_the_session() {
             .await
             .unwrap();
     assert_eq!(updated_before, updated_after);
+}
+
+/// Rewrites the one signed-in session's stored state (portable across SQLite and PostgreSQL).
+async fn edit_signed_in_state(
+    app: &crate::helpers::TestApp,
+    edit: impl FnOnce(&mut std::collections::HashMap<String, String>),
+) {
+    let pool = app.pool().await;
+    let (id, state): (String, String) =
+        sqlx::query_as("SELECT id, state FROM sessions WHERE user_sub IS NOT NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let mut map: std::collections::HashMap<String, String> = serde_json::from_str(&state).unwrap();
+    edit(&mut map);
+    sqlx::query("UPDATE sessions SET state = $1 WHERE id = $2")
+        .bind(serde_json::to_string(&map).unwrap())
+        .bind(id)
+        .execute(&pool)
+        .await
+        .unwrap();
 }
