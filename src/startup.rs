@@ -231,9 +231,9 @@ async fn full_server(
                     .session_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
             )
             .build();
+        // Health and static assets sit outside the session layer: they never touch the
+        // session store, so they stay cheap and answer even while it is down.
         App::new()
-            .wrap(sessions)
-            .wrap(from_fn(crate::error::store_errors))
             .wrap(security_headers(https))
             .wrap(from_fn(log_requests))
             .app_data(proxies.clone())
@@ -243,10 +243,16 @@ async fn full_server(
             .app_data(health.clone())
             .app_data(sessions_data.clone())
             .configure(crate::error::extractor_configs)
-            .configure(|cfg| auth.configure(cfg))
-            .configure(crate::routes::configure)
+            .configure(crate::routes::health::configure)
             .service(crate::routes::static_files())
-            .default_service(web::to(crate::routes::not_found))
+            .service(
+                web::scope("")
+                    .wrap(sessions)
+                    .wrap(from_fn(crate::error::store_errors))
+                    .configure(|cfg| auth.configure(cfg))
+                    .configure(crate::routes::configure)
+                    .default_service(web::to(crate::routes::not_found)),
+            )
     })
     .workers(workers)
     .listen(listener)?

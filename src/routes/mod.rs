@@ -15,9 +15,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::auth::{AccessLevel, MaybeUser, RequireRoleLayer};
 use crate::templates::{Templates, base_context};
 
-/// Registers every route of this crate (the auth routes come from `Auth::configure`).
+/// Registers the session-backed routes of this crate (the auth routes come from
+/// `Auth::configure`; `/healthz` and `/static` are mounted outside the session layer).
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    health::configure(cfg);
     home::configure(cfg);
     api::configure(cfg);
     admin::configure(cfg);

@@ -150,6 +150,13 @@ pub async fn spawn_app_custom(
 
 /// Starts rolegate with `env` (Test environment) and returns its base address.
 pub async fn start_rolegate(env: &HashMap<String, String>) -> String {
+    start_rolegate_app(env).await.0
+}
+
+/// Like [`start_rolegate`], also returning the handle that stops it.
+pub async fn start_rolegate_app(
+    env: &HashMap<String, String>,
+) -> (String, actix_web::dev::ServerHandle) {
     let loaded = load_settings("Test", env);
     assert!(
         loaded.problems.is_empty(),
@@ -158,8 +165,9 @@ pub async fn start_rolegate(env: &HashMap<String, String>) -> String {
     );
     let app = Application::build(loaded).await.expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
-    address
+    (address, handle)
 }
 
 pub fn client_with(jar: Arc<Jar>) -> reqwest::Client {

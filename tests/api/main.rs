@@ -11,6 +11,7 @@ mod login;
 mod logout;
 mod notes;
 mod provider;
+mod scale_out;
 mod settings;
 
 /// Every audit event rolegate writes.

@@ -1,0 +1,283 @@
+//! Several instances sharing Redis sessions (and PostgreSQL data when available): sign-ins that
+//! hop instances, revokes seen everywhere, instance and Redis restarts.
+//!
+//! Each test runs its own `redis-server` child (append-only, fsync always) so it can kill and
+//! restart it. Without `redis-server` the tests are skipped, unless `ROLEGATE_REQUIRE_SERVICES=1`
+//! (set by dev/test and CI), where that is a failure.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::helpers::{
+    TestApp, create_postgres_database, spawn_app_with, start_rolegate_app, temp_dir,
+};
+
+pub struct RedisChild {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl RedisChild {
+    /// Starts a private Redis, or `None` (test skipped) when the binary is missing.
+    pub fn start() -> Option<RedisChild> {
+        let found = Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok();
+        if !found {
+            assert!(
+                std::env::var("ROLEGATE_REQUIRE_SERVICES").is_err(),
+                "redis-server is required (apt-get install redis-server)"
+            );
+            eprintln!("skipped: redis-server not installed");
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut redis = RedisChild {
+            port,
+            dir: temp_dir(),
+            child: None,
+        };
+        redis.restart();
+        Some(redis)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts (again) on the same port and data folder, and waits until it answers.
+    pub fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("redis-server did not come up");
+    }
+
+    /// Kills it hard (SIGKILL): only what was fsynced survives.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisChild {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Environment for instances sharing `redis` and one database (PostgreSQL when
+/// `ROLEGATE_TEST_POSTGRES` is set, else a shared SQLite file).
+async fn shared(redis: &RedisChild) -> TestApp {
+    let pg = match std::env::var("ROLEGATE_TEST_POSTGRES") {
+        Ok(admin) => Some(create_postgres_database(&admin).await),
+        Err(_) => None,
+    };
+    let url = redis.url();
+    spawn_app_with(move |env| {
+        env.insert("APP__SESSION__STORE".into(), "redis".into());
+        env.insert("APP__SESSION__REDIS_URL".into(), url);
+        if let Some(pg) = pg {
+            env.insert("APP__DATABASE__URL".into(), pg);
+        }
+    })
+    .await
+}
+
+/// The same client talking to another instance.
+fn via(app: &TestApp, address: &str) -> TestApp {
+    let mut other = app.same_app_new_browser();
+    other.client = app.client.clone();
+    other.jar = app.jar.clone();
+    other.address = address.to_owned();
+    other
+}
+
+#[tokio::test]
+async fn a_sign_in_started_on_a_completes_on_b() {
+    let Some(redis) = RedisChild::start() else {
+        return;
+    };
+    let a = shared(&redis).await;
+    let (b_addr, _b) = start_rolegate_app(&a.env).await;
+    let b = via(&a, &b_addr);
+
+    let started = a.start_login("?next=/notes").await;
+    let claims = a.idp.claims("carol", &started.nonce);
+    let response = b.finish_with_token(&started, a.idp.sign(&claims)).await;
+    assert_eq!(response.status(), 302, "{}", response.text().await.unwrap());
+    assert_eq!(response.headers()["location"], "/notes");
+    assert!(a.is_signed_in().await && b.is_signed_in().await);
+    assert_eq!(b.get("/notes").await.status(), 200);
+
+    // The pending sign-in was single-use across instances too.
+    let replay = a.callback(&format!("code=x&state={}", started.state)).await;
+    assert_eq!(replay.status(), 400);
+}
+
+#[tokio::test]
+async fn a_revoke_on_b_is_refused_on_a() {
+    let Some(redis) = RedisChild::start() else {
+        return;
+    };
+    let bob_on_a = shared(&redis).await;
+    let (b_addr, _b) = start_rolegate_app(&bob_on_a.env).await;
+    bob_on_a.sign_in("bob").await;
+    let alice_on_b = via(&bob_on_a.same_app_new_browser(), &b_addr);
+    alice_on_b.sign_in("alice").await;
+
+    let admin = alice_on_b.get("/admin").await.text().await.unwrap();
+    assert!(
+        admin.contains("data-user=\"bob@rolegate.test\""),
+        "B lists A's sessions"
+    );
+    let me: serde_json::Value = alice_on_b.get("/api/me").await.json().await.unwrap();
+    let token = me["csrf_token"].as_str().unwrap().to_owned();
+    let done = alice_on_b
+        .client
+        .post(alice_on_b.url("/admin/users/sub-bob-0001/revoke"))
+        .form(&[("csrf_token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 303);
+    assert!(
+        !bob_on_a.is_signed_in().await,
+        "A refuses the revoked session at once"
+    );
+    assert!(alice_on_b.is_signed_in().await);
+}
+
+#[tokio::test]
+async fn killing_an_instance_loses_no_session() {
+    let Some(redis) = RedisChild::start() else {
+        return;
+    };
+    let seed = shared(&redis).await;
+    let (a_addr, a) = start_rolegate_app(&seed.env).await;
+    let (b_addr, _b) = start_rolegate_app(&seed.env).await;
+    let on_a = via(&seed, &a_addr);
+    on_a.sign_in("alice").await;
+    a.stop(false).await;
+    assert!(
+        on_a.client.get(on_a.url("/api/me")).send().await.is_err(),
+        "A is gone"
+    );
+    let on_b = via(&seed, &b_addr);
+    assert!(on_b.is_signed_in().await, "B carries on with the session");
+    let (c_addr, _c) = start_rolegate_app(&seed.env).await;
+    assert!(
+        via(&seed, &c_addr).is_signed_in().await,
+        "and so does a new instance"
+    );
+}
+
+#[tokio::test]
+async fn sessions_survive_a_redis_restart_and_outages_are_503() {
+    let Some(mut redis) = RedisChild::start() else {
+        return;
+    };
+    let app = shared(&redis).await;
+    app.sign_in("carol").await;
+    assert!(app.is_signed_in().await);
+
+    redis.kill();
+    let page = app.get("/notes").await;
+    assert_eq!(page.status(), 503);
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("session store is not answering")
+    );
+    let api = app.get("/api/me").await;
+    assert_eq!(api.status(), 503);
+    let text = api.text().await.unwrap();
+    let body: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON: {text}"));
+    assert_eq!(body["error"], "unavailable");
+    let mut health = None;
+    for _ in 0..40 {
+        let response = app.get("/healthz").await;
+        if response.status() == 503 {
+            health = Some(response.json::<serde_json::Value>().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let health = health.expect("/healthz reports the outage");
+    assert_eq!(health["session_store"]["kind"], "redis");
+    assert_eq!(health["session_store"]["status"], "down");
+    assert_eq!(health["database"], "up");
+
+    redis.restart();
+    let mut back = false;
+    for _ in 0..60 {
+        if app.get("/api/me").await.status() == 200 {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back, "service resumed by itself and the session persisted");
+    let me: serde_json::Value = app.get("/api/me").await.json().await.unwrap();
+    assert_eq!(me["name"], "Carol Test");
+}
+
+#[tokio::test]
+async fn start_up_waits_for_redis() {
+    let Some(mut redis) = RedisChild::start() else {
+        return;
+    };
+    redis.kill();
+    let seed = shared_env_only(&redis).await;
+    let starting = tokio::spawn(async move { start_rolegate_app(&seed).await });
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(!starting.is_finished(), "still waiting for Redis");
+    redis.restart();
+    let (address, _handle) = tokio::time::timeout(Duration::from_secs(20), starting)
+        .await
+        .expect("started once Redis was back")
+        .unwrap();
+    let health = reqwest::get(format!("{address}/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+}
+
+async fn shared_env_only(redis: &RedisChild) -> std::collections::HashMap<String, String> {
+    let idp = crate::fake_idp::FakeIdp::start().await;
+    let mut env = crate::helpers::base_env(&idp, &temp_dir());
+    env.insert("APP__SESSION__STORE".into(), "redis".into());
+    env.insert("APP__SESSION__REDIS_URL".into(), redis.url());
+    env
+}
