@@ -174,19 +174,55 @@ impl Sessions {
     }
 }
 
+/// One stored session as the backends write it.
+pub(crate) struct Row<'a> {
+    /// Hash of the cookie's key.
+    id: &'a str,
+    /// The state as JSON.
+    body: &'a str,
+    user_sub: Option<&'a str>,
+    /// Unix seconds.
+    expires_at: i64,
+}
+
+/// Runs one storage primitive on whichever backend is configured; a failure names it.
+macro_rules! backend {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            Sessions::Sql($store) => $call.await.map_err(|e| unavailable("the database", e)),
+            Sessions::Redis($store) => $call.await.map_err(|e| unavailable("Redis", e)),
+        }
+    };
+}
+
+impl Sessions {
+    async fn insert(&self, state: &State, ttl: &Duration) -> Result<SessionKey, SaveError> {
+        let body = serde_json::to_string(state).map_err(|e| SaveError::Serialization(e.into()))?;
+        let key = new_key().map_err(SaveError::Other)?;
+        let id = row_id(&key);
+        let sub = user_sub(state);
+        let row = Row {
+            id: &id,
+            body: &body,
+            user_sub: sub.as_deref(),
+            expires_at: expires_at(ttl),
+        };
+        backend!(self, s => s.insert(&row)).map_err(SaveError::Other)?;
+        Ok(key)
+    }
+}
+
+/// Keys, (de)serialisation and the revoke-safe update policy live here, once for every backend.
 impl SessionStore for Sessions {
     async fn load(&self, key: &SessionKey) -> Result<Option<State>, LoadError> {
-        match self {
-            Sessions::Sql(s) => s.load(key).await,
-            Sessions::Redis(s) => s.load(key).await,
-        }
+        let id = row_id(key);
+        let raw = backend!(self, s => s.load(&id)).map_err(LoadError::Other)?;
+        raw.map(|raw| serde_json::from_str(&raw).map_err(|e| LoadError::Deserialization(e.into())))
+            .transpose()
     }
 
     async fn save(&self, state: State, ttl: &Duration) -> Result<SessionKey, SaveError> {
-        match self {
-            Sessions::Sql(s) => s.save(state, ttl).await,
-            Sessions::Redis(s) => s.save(state, ttl).await,
-        }
+        self.insert(&state, ttl).await
     }
 
     async fn update(
@@ -195,23 +231,38 @@ impl SessionStore for Sessions {
         state: State,
         ttl: &Duration,
     ) -> Result<SessionKey, UpdateError> {
-        match self {
-            Sessions::Sql(s) => s.update(key, state, ttl).await,
-            Sessions::Redis(s) => s.update(key, state, ttl).await,
+        let body =
+            serde_json::to_string(&state).map_err(|e| UpdateError::Serialization(e.into()))?;
+        let id = row_id(&key);
+        let sub = user_sub(&state);
+        let row = Row {
+            id: &id,
+            body: &body,
+            user_sub: sub.as_deref(),
+            expires_at: expires_at(ttl),
+        };
+        if backend!(self, s => s.replace(&row)).map_err(UpdateError::Other)? {
+            return Ok(key);
         }
+        if sub.is_some() {
+            // Revoked or expired while this request ran: a signed-in session is never brought
+            // back; the cookie now points at nothing and the next request is anonymous.
+            tracing::info!("session vanished during the request; not recreating it");
+            return Ok(key);
+        }
+        self.insert(&state, ttl).await.map_err(|e| match e {
+            SaveError::Serialization(e) => UpdateError::Serialization(e),
+            SaveError::Other(e) => UpdateError::Other(e),
+        })
     }
 
     async fn update_ttl(&self, key: &SessionKey, ttl: &Duration) -> Result<(), anyhow::Error> {
-        match self {
-            Sessions::Sql(s) => s.update_ttl(key, ttl).await,
-            Sessions::Redis(s) => s.update_ttl(key, ttl).await,
-        }
+        let id = row_id(key);
+        backend!(self, s => s.extend(&id, expires_at(ttl)))
     }
 
     async fn delete(&self, key: &SessionKey) -> Result<(), anyhow::Error> {
-        match self {
-            Sessions::Sql(s) => s.delete(key).await,
-            Sessions::Redis(s) => s.delete(key).await,
-        }
+        let id = row_id(key);
+        backend!(self, s => s.remove(&id))
     }
 }

@@ -1,18 +1,15 @@
-//! actix-session's `SessionStore` on Redis, shared by every rolegate instance.
+//! Sessions in Redis, shared by every rolegate instance, with TTLs enforced by Redis.
 //!
 //! Keys: `rolegate:s:{id}` holds the state with a Redis TTL; for signed-in sessions
 //! `rolegate:u:{sub}` (a set of ids) lets revoke-all work without scanning, and the sorted set
 //! `rolegate:active` (id -> expiry) lets the admin page list sessions.
 
-use std::collections::HashMap;
 use std::time::Duration as StdDuration;
 
-use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
-use actix_web::cookie::time::Duration;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::{ActiveSession, State, expires_at, new_key, row_id, to_active, unavailable, user_sub};
+use super::{ActiveSession, Row, State, to_active, user_sub};
 use crate::auth::id_token::now;
 
 const ACTIVE: &str = "rolegate:active";
@@ -62,18 +59,13 @@ impl RedisSessionStore {
             .is_ok()
     }
 
-    async fn write(
-        &self,
-        id: &str,
-        state: &State,
-        ttl: &Duration,
-        only_existing: bool,
-    ) -> Result<bool, redis::RedisError> {
-        let body = serde_json::to_string(state).unwrap_or_default();
-        let secs = ttl.whole_seconds().max(1) as u64;
+    async fn write(&self, row: &Row<'_>, only_existing: bool) -> Result<bool, redis::RedisError> {
         let mut conn = self.conn.clone();
         let mut set = redis::cmd("SET");
-        set.arg(state_key(id)).arg(body).arg("EX").arg(secs);
+        set.arg(state_key(row.id))
+            .arg(row.body)
+            .arg("EXAT")
+            .arg(row.expires_at);
         if only_existing {
             set.arg("XX");
         }
@@ -81,14 +73,14 @@ impl RedisSessionStore {
         if written.is_none() {
             return Ok(false);
         }
-        if let Some(sub) = user_sub(state) {
+        if let Some(sub) = row.user_sub {
             redis::pipe()
                 .atomic()
-                .sadd(user_key(&sub), id)
+                .sadd(user_key(sub), row.id)
                 .ignore()
-                .expire(user_key(&sub), secs as i64)
+                .expire_at(user_key(sub), row.expires_at)
                 .ignore()
-                .zadd(ACTIVE, id, expires_at(ttl))
+                .zadd(ACTIVE, row.id, row.expires_at)
                 .ignore()
                 .query_async::<()>(&mut conn)
                 .await?;
@@ -97,7 +89,7 @@ impl RedisSessionStore {
     }
 
     /// Deletes one session and its index entries; returns its state if it existed.
-    async fn remove(&self, id: &str) -> Result<Option<State>, redis::RedisError> {
+    async fn take(&self, id: &str) -> Result<Option<State>, redis::RedisError> {
         let mut conn = self.conn.clone();
         let raw: Option<String> = redis::cmd("GETDEL")
             .arg(state_key(id))
@@ -115,7 +107,7 @@ impl RedisSessionStore {
 
     pub async fn revoke(&self, id: &str) -> Result<Option<String>, redis::RedisError> {
         Ok(self
-            .remove(id)
+            .take(id)
             .await?
             .map(|s| user_sub(&s).unwrap_or_default()))
     }
@@ -173,66 +165,29 @@ impl RedisSessionStore {
     }
 }
 
-impl SessionStore for RedisSessionStore {
-    async fn load(&self, key: &SessionKey) -> Result<Option<State>, LoadError> {
+/// Storage primitives for [`super::Sessions`], which owns keys, (de)serialisation and policy.
+impl RedisSessionStore {
+    pub(super) async fn load(&self, id: &str) -> Result<Option<String>, redis::RedisError> {
         let mut conn = self.conn.clone();
-        let raw: Option<String> = conn
-            .get(state_key(&row_id(key)))
-            .await
-            .map_err(|e| LoadError::Other(unavailable("Redis", e)))?;
-        match raw {
-            None => Ok(None),
-            Some(raw) => serde_json::from_str::<HashMap<String, String>>(&raw)
-                .map(Some)
-                .map_err(|e| LoadError::Deserialization(e.into())),
-        }
+        conn.get(state_key(id)).await
     }
 
-    async fn save(&self, state: State, ttl: &Duration) -> Result<SessionKey, SaveError> {
-        let key = new_key().map_err(SaveError::Other)?;
-        self.write(&row_id(&key), &state, ttl, false)
-            .await
-            .map_err(|e| SaveError::Other(unavailable("Redis", e)))?;
-        Ok(key)
+    pub(super) async fn insert(&self, row: &Row<'_>) -> Result<(), redis::RedisError> {
+        self.write(row, false).await.map(|_| ())
     }
 
-    async fn update(
-        &self,
-        key: SessionKey,
-        state: State,
-        ttl: &Duration,
-    ) -> Result<SessionKey, UpdateError> {
-        let written = self
-            .write(&row_id(&key), &state, ttl, true)
-            .await
-            .map_err(|e| UpdateError::Other(unavailable("Redis", e)))?;
-        if written {
-            return Ok(key);
-        }
-        if user_sub(&state).is_some() {
-            tracing::info!("session vanished during the request; not recreating it");
-            return Ok(key);
-        }
-        self.save(state, ttl).await.map_err(|e| match e {
-            SaveError::Serialization(e) => UpdateError::Serialization(e),
-            SaveError::Other(e) => UpdateError::Other(e),
-        })
+    /// Overwrites a live entry; `false` when it is gone (revoked or expired).
+    pub(super) async fn replace(&self, row: &Row<'_>) -> Result<bool, redis::RedisError> {
+        self.write(row, true).await
     }
 
-    async fn update_ttl(&self, key: &SessionKey, ttl: &Duration) -> Result<(), anyhow::Error> {
+    pub(super) async fn extend(&self, id: &str, expires_at: i64) -> Result<(), redis::RedisError> {
         let mut conn = self.conn.clone();
-        let id = row_id(key);
-        let _: bool = conn
-            .expire(state_key(&id), ttl.whole_seconds().max(1))
-            .await
-            .map_err(|e| unavailable("Redis", e))?;
+        let _: bool = conn.expire_at(state_key(id), expires_at).await?;
         Ok(())
     }
 
-    async fn delete(&self, key: &SessionKey) -> Result<(), anyhow::Error> {
-        self.remove(&row_id(key))
-            .await
-            .map_err(|e| unavailable("Redis", e))?;
-        Ok(())
+    pub(super) async fn remove(&self, id: &str) -> Result<(), redis::RedisError> {
+        self.take(id).await.map(|_| ())
     }
 }

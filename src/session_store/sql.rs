@@ -1,10 +1,7 @@
-//! actix-session's `SessionStore` in the SQL database (SQLite or PostgreSQL): sessions survive
-//! restarts, can be listed and revoked, and rows are keyed by a hash of the cookie's id.
+//! Sessions in the SQL database (SQLite or PostgreSQL): they survive restarts and can be listed
+//! and revoked.
 
-use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
-use actix_web::cookie::time::Duration;
-
-use super::{ActiveSession, State, expires_at, new_key, row_id, to_active, unavailable, user_sub};
+use super::{ActiveSession, Row, State, to_active};
 use crate::auth::id_token::now;
 use crate::db::Pool;
 
@@ -81,95 +78,66 @@ impl SqlSessionStore {
     }
 }
 
-impl SessionStore for SqlSessionStore {
-    async fn load(&self, key: &SessionKey) -> Result<Option<State>, LoadError> {
+/// Storage primitives for [`super::Sessions`], which owns keys, (de)serialisation and policy.
+impl SqlSessionStore {
+    pub(super) async fn load(&self, id: &str) -> Result<Option<String>, sqlx::Error> {
         let row: Option<(String,)> =
             sqlx::query_as("SELECT state FROM sessions WHERE id = $1 AND expires_at > $2")
-                .bind(row_id(key))
+                .bind(id)
                 .bind(now())
                 .fetch_optional(&self.pool)
-                .await
-                .map_err(|e| LoadError::Other(unavailable("the database", e)))?;
-        match row {
-            None => Ok(None),
-            Some((state,)) => serde_json::from_str(&state)
-                .map(Some)
-                .map_err(|e| LoadError::Deserialization(e.into())),
-        }
+                .await?;
+        Ok(row.map(|(state,)| state))
     }
 
-    async fn save(&self, state: State, ttl: &Duration) -> Result<SessionKey, SaveError> {
-        let body = serde_json::to_string(&state).map_err(|e| SaveError::Serialization(e.into()))?;
-        let key = new_key().map_err(SaveError::Other)?;
+    pub(super) async fn insert(&self, row: &Row<'_>) -> Result<(), sqlx::Error> {
         let now = now();
         sqlx::query(
             "INSERT INTO sessions (id, state, user_sub, created_at, updated_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
-        .bind(row_id(&key))
-        .bind(body)
-        .bind(user_sub(&state))
+        .bind(row.id)
+        .bind(row.body)
+        .bind(row.user_sub)
         .bind(now)
         .bind(now)
-        .bind(expires_at(ttl))
+        .bind(row.expires_at)
         .execute(&self.pool)
-        .await
-        .map_err(|e| SaveError::Other(unavailable("the database", e)))?;
-        Ok(key)
+        .await?;
+        Ok(())
     }
 
-    async fn update(
-        &self,
-        key: SessionKey,
-        state: State,
-        ttl: &Duration,
-    ) -> Result<SessionKey, UpdateError> {
-        let body =
-            serde_json::to_string(&state).map_err(|e| UpdateError::Serialization(e.into()))?;
+    /// Overwrites a live row; `false` when it is gone (revoked or expired).
+    pub(super) async fn replace(&self, row: &Row<'_>) -> Result<bool, sqlx::Error> {
         let done = sqlx::query(
             "UPDATE sessions SET state = $1, user_sub = $2, updated_at = $3, expires_at = $4 \
              WHERE id = $5 AND expires_at > $6",
         )
-        .bind(body)
-        .bind(user_sub(&state))
+        .bind(row.body)
+        .bind(row.user_sub)
         .bind(now())
-        .bind(expires_at(ttl))
-        .bind(row_id(&key))
+        .bind(row.expires_at)
+        .bind(row.id)
         .bind(now())
         .execute(&self.pool)
-        .await
-        .map_err(|e| UpdateError::Other(unavailable("the database", e)))?;
-        if done.rows_affected() == 1 {
-            return Ok(key);
-        }
-        if user_sub(&state).is_some() {
-            // Revoked or expired while this request ran: a signed-in session is never
-            // brought back; the cookie now points at nothing and the next request is anonymous.
-            tracing::info!("session vanished during the request; not recreating it");
-            return Ok(key);
-        }
-        self.save(state, ttl).await.map_err(|e| match e {
-            SaveError::Serialization(e) => UpdateError::Serialization(e),
-            SaveError::Other(e) => UpdateError::Other(e),
-        })
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
-    async fn update_ttl(&self, key: &SessionKey, ttl: &Duration) -> Result<(), anyhow::Error> {
+    pub(super) async fn extend(&self, id: &str, expires_at: i64) -> Result<(), sqlx::Error> {
         sqlx::query("UPDATE sessions SET expires_at = $1 WHERE id = $2")
-            .bind(expires_at(ttl))
-            .bind(row_id(key))
+            .bind(expires_at)
+            .bind(id)
             .execute(&self.pool)
-            .await
-            .map_err(|e| unavailable("the database", e))?;
+            .await?;
         Ok(())
     }
 
-    async fn delete(&self, key: &SessionKey) -> Result<(), anyhow::Error> {
+    pub(super) async fn remove(&self, id: &str) -> Result<(), sqlx::Error> {
         sqlx::query("DELETE FROM sessions WHERE id = $1")
-            .bind(row_id(key))
+            .bind(id)
             .execute(&self.pool)
-            .await
-            .map_err(|e| unavailable("the database", e))?;
+            .await?;
         Ok(())
     }
 }
