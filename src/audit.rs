@@ -3,6 +3,8 @@
 //! A failed audit write is logged and never fails the user's request.
 
 use crate::db::Pool;
+use std::collections::HashMap;
+
 use actix_session::SessionExt;
 use actix_web::{HttpMessage, HttpRequest};
 use serde::{Deserialize, Serialize};
@@ -25,11 +27,21 @@ pub struct ClientInfo {
 pub struct Audit {
     pool: Pool,
     proxies: TrustedProxies,
+    /// Last `access_denied` row per (user, path): a user hammering a forbidden page writes
+    /// one row a minute, not one per request.
+    denied: std::sync::Arc<std::sync::Mutex<HashMap<(String, String), i64>>>,
 }
+
+/// At most one `access_denied` row per user and path in this many seconds.
+const DENIED_EVERY_SECS: i64 = 60;
 
 impl Audit {
     pub fn new(pool: Pool, proxies: TrustedProxies) -> Self {
-        Audit { pool, proxies }
+        Audit {
+            pool,
+            proxies,
+            denied: Default::default(),
+        }
     }
 
     pub fn client_ip(&self, req: &HttpRequest) -> Option<String> {
@@ -69,6 +81,25 @@ impl Audit {
     ) {
         let entry = self.entry(req, event, user, detail);
         self.write(entry).await;
+    }
+
+    /// Whether this denial is the first for (user, path) within [`DENIED_EVERY_SECS`].
+    fn first_denial(&self, user: &User, path: &str) -> bool {
+        let now = crate::auth::id_token::now();
+        let Ok(mut seen) = self.denied.lock() else {
+            return true;
+        };
+        if seen.len() > 10_000 {
+            seen.retain(|_, at| now - *at < DENIED_EVERY_SECS);
+        }
+        let key = (user.sub.clone(), path.to_owned());
+        match seen.get(&key) {
+            Some(at) if now - *at < DENIED_EVERY_SECS => false,
+            _ => {
+                seen.insert(key, now);
+                true
+            }
+        }
     }
 
     fn later(&self, entry: NewEntry) -> EventFuture {
@@ -121,6 +152,9 @@ impl AuthEvents for AuditEvents {
     }
 
     fn access_denied(&self, req: &HttpRequest, user: &User, needed: AccessLevel) -> EventFuture {
+        if !self.0.first_denial(user, req.path()) {
+            return crate::auth::no_event();
+        }
         let detail = format!(
             "{} {} needs {}",
             req.method(),

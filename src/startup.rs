@@ -172,16 +172,29 @@ async fn full_server(
         .await
         .context("database migrations failed")?;
     let store = match settings.session.store.as_str() {
-        "redis" => Sessions::Redis(
+        "redis" => Sessions::redis(
             RedisSessionStore::connect(
                 &settings.session.redis_url,
                 Duration::from_secs(settings.database.startup_wait_secs),
             )
             .await?,
         ),
-        _ => Sessions::Sql(SqlSessionStore::new(pool.clone())),
+        _ => Sessions::sql(
+            SqlSessionStore::new(pool.clone()),
+            crate::db::is_sqlite(&settings.database.url),
+        ),
     };
     store.spawn_purger(Duration::from_secs(300));
+    if crate::db::is_sqlite(&settings.database.url) {
+        let (pool, url) = (pool.clone(), settings.database.url.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(300));
+            loop {
+                tick.tick().await;
+                crate::db::checkpoint(&pool, &url).await;
+            }
+        });
+    }
     let health = web::Data::new(Health::spawn(
         pool.clone(),
         store.clone(),

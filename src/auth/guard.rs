@@ -44,7 +44,7 @@ pub async fn resolve(req: &HttpRequest) -> Result<Option<Arc<User>>, Rejection> 
     }
     let auth = req.app_data::<Auth>().ok_or(Rejection::NotConfigured)?;
     let user = match bearer_token(req, auth) {
-        Some(token) => Some(Arc::new(bearer_user(auth, &token).await?)),
+        Some(token) => Some(bearer_user(auth, &token).await?),
         None => session_user(req, auth).map(Arc::new),
     };
     req.extensions_mut().insert(Resolved(user.clone()));
@@ -62,7 +62,11 @@ fn bearer_token(req: &HttpRequest, auth: &Auth) -> Option<String> {
         .then(|| token.trim().to_owned())
 }
 
-async fn bearer_user(auth: &Auth, token: &str) -> Result<User, Rejection> {
+async fn bearer_user(auth: &Auth, token: &str) -> Result<Arc<User>, Rejection> {
+    let now = now();
+    if let Some(user) = auth.tokens().get(token, now) {
+        return Ok(user);
+    }
     let config = auth.config();
     let provider = auth
         .provider()
@@ -88,6 +92,8 @@ async fn bearer_user(auth: &Auth, token: &str) -> Result<User, Rejection> {
     let mut user = User::from_claims(&claims, 0);
     user.sid = None;
     user.bearer = true;
+    let user = Arc::new(user);
+    auth.tokens().put(token, user.clone(), claims.exp, now);
     Ok(user)
 }
 
@@ -162,7 +168,7 @@ pub async fn reject(req: &HttpRequest, rejection: Rejection) -> HttpResponse {
             Some("Bearer error=\"invalid_token\""),
         ),
         Rejection::Forbidden { user, needed } => {
-            tracing::warn!(sub = %user.sub, needed = needed.role_name(), path = %req.path(), "access denied");
+            tracing::info!(sub = %user.sub, needed = needed.role_name(), path = %req.path(), "access denied");
             auth.events().access_denied(req, &user, needed).await;
             if json {
                 json_error(

@@ -24,6 +24,7 @@ pub mod metadata;
 pub mod redirect;
 pub mod roles;
 pub mod session;
+pub mod token_cache;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -106,6 +107,7 @@ struct Inner {
     provider: ProviderHandle,
     pages: Arc<dyn AuthPages>,
     events: Arc<dyn AuthEvents>,
+    tokens: token_cache::TokenCache,
 }
 
 impl Auth {
@@ -122,6 +124,7 @@ impl Auth {
                 provider: ProviderHandle::new(),
                 pages,
                 events,
+                tokens: token_cache::TokenCache::new(10_000),
             }),
         })
     }
@@ -153,6 +156,10 @@ impl Auth {
 
     pub(crate) fn http(&self) -> &reqwest::Client {
         &self.inner.http
+    }
+
+    pub(crate) fn tokens(&self) -> &token_cache::TokenCache {
+        &self.inner.tokens
     }
 
     pub(crate) fn pages(&self) -> &dyn AuthPages {

@@ -4,6 +4,7 @@
 //! Store rows are keyed by the SHA-256 of the cookie's session key: a leaked table or Redis
 //! dump cannot be turned back into cookies.
 
+mod cache;
 mod redis;
 mod sql;
 
@@ -99,61 +100,95 @@ impl From<::redis::RedisError> for StoreError {
     }
 }
 
-/// The configured store.
+/// Where sessions are kept.
 #[derive(Clone)]
-pub enum Sessions {
+enum Backend {
     Sql(SqlSessionStore),
     Redis(RedisSessionStore),
 }
 
+/// The configured store, with an in-process read cache when this process is the only writer
+/// (SQLite). Every write, revoke and purge goes through here and updates the cache, so a
+/// revoked session is refused on its very next request.
+#[derive(Clone)]
+pub struct Sessions {
+    backend: Backend,
+    cache: Option<std::sync::Arc<cache::Cache>>,
+}
+
 impl Sessions {
+    /// Sessions in the SQL database; `single_process` (SQLite) enables the read cache.
+    pub fn sql(store: SqlSessionStore, single_process: bool) -> Self {
+        Sessions {
+            backend: Backend::Sql(store),
+            cache: single_process.then(|| std::sync::Arc::new(cache::Cache::new(50_000))),
+        }
+    }
+
+    /// Sessions in Redis, shared by every instance (no local cache: others may write).
+    pub fn redis(store: RedisSessionStore) -> Self {
+        Sessions {
+            backend: Backend::Redis(store),
+            cache: None,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
-        match self {
-            Sessions::Sql(_) => "database",
-            Sessions::Redis(_) => "redis",
+        match self.backend {
+            Backend::Sql(_) => "database",
+            Backend::Redis(_) => "redis",
         }
     }
 
     pub async fn list_active(&self, limit: i64) -> Result<Vec<ActiveSession>, StoreError> {
-        Ok(match self {
-            Sessions::Sql(s) => s.list_active(limit).await?,
-            Sessions::Redis(s) => s.list_active(limit).await?,
+        Ok(match &self.backend {
+            Backend::Sql(s) => s.list_active(limit).await?,
+            Backend::Redis(s) => s.list_active(limit).await?,
         })
     }
 
     /// Deletes one session by id; `None` when there was none.
     pub async fn revoke(&self, id: &str) -> Result<Option<String>, StoreError> {
-        Ok(match self {
-            Sessions::Sql(s) => s.revoke(id).await?,
-            Sessions::Redis(s) => s.revoke(id).await?,
+        if let Some(cache) = &self.cache {
+            cache.remove(id);
+        }
+        Ok(match &self.backend {
+            Backend::Sql(s) => s.revoke(id).await?,
+            Backend::Redis(s) => s.revoke(id).await?,
         })
     }
 
     pub async fn revoke_user(&self, sub: &str) -> Result<u64, StoreError> {
-        Ok(match self {
-            Sessions::Sql(s) => s.revoke_user(sub).await?,
-            Sessions::Redis(s) => s.revoke_user(sub).await?,
+        if let Some(cache) = &self.cache {
+            cache.remove_user(sub);
+        }
+        Ok(match &self.backend {
+            Backend::Sql(s) => s.revoke_user(sub).await?,
+            Backend::Redis(s) => s.revoke_user(sub).await?,
         })
     }
 
     pub async fn count_active(&self) -> Result<i64, StoreError> {
-        Ok(match self {
-            Sessions::Sql(s) => s.count_active().await?,
-            Sessions::Redis(s) => s.count_active().await?,
+        Ok(match &self.backend {
+            Backend::Sql(s) => s.count_active().await?,
+            Backend::Redis(s) => s.count_active().await?,
         })
     }
 
     pub async fn ping(&self) -> bool {
-        match self {
-            Sessions::Sql(s) => s.ping().await,
-            Sessions::Redis(s) => s.ping().await,
+        match &self.backend {
+            Backend::Sql(s) => s.ping().await,
+            Backend::Redis(s) => s.ping().await,
         }
     }
 
     async fn purge_expired(&self) -> Result<u64, StoreError> {
-        Ok(match self {
-            Sessions::Sql(s) => s.purge_expired().await?,
-            Sessions::Redis(s) => s.purge_expired().await?,
+        if let Some(cache) = &self.cache {
+            cache.purge_expired(now());
+        }
+        Ok(match &self.backend {
+            Backend::Sql(s) => s.purge_expired().await?,
+            Backend::Redis(s) => s.purge_expired().await?,
         })
     }
 
@@ -188,9 +223,9 @@ pub(crate) struct Row<'a> {
 /// Runs one storage primitive on whichever backend is configured; a failure names it.
 macro_rules! backend {
     ($self:ident, $store:ident => $call:expr) => {
-        match $self {
-            Sessions::Sql($store) => $call.await.map_err(|e| unavailable("the database", e)),
-            Sessions::Redis($store) => $call.await.map_err(|e| unavailable("Redis", e)),
+        match &$self.backend {
+            Backend::Sql($store) => $call.await.map_err(|e| unavailable("the database", e)),
+            Backend::Redis($store) => $call.await.map_err(|e| unavailable("Redis", e)),
         }
     };
 }
@@ -208,6 +243,9 @@ impl Sessions {
             expires_at: expires_at(ttl),
         };
         backend!(self, s => s.insert(&row)).map_err(SaveError::Other)?;
+        if let Some(cache) = &self.cache {
+            cache.put(&id, state, sub.as_deref(), row.expires_at);
+        }
         Ok(key)
     }
 }
@@ -216,6 +254,9 @@ impl Sessions {
 impl SessionStore for Sessions {
     async fn load(&self, key: &SessionKey) -> Result<Option<State>, LoadError> {
         let id = row_id(key);
+        if let Some(state) = self.cache.as_ref().and_then(|c| c.get(&id, now())) {
+            return Ok(Some(state));
+        }
         let raw = backend!(self, s => s.load(&id)).map_err(LoadError::Other)?;
         raw.map(|raw| serde_json::from_str(&raw).map_err(|e| LoadError::Deserialization(e.into())))
             .transpose()
@@ -241,7 +282,13 @@ impl SessionStore for Sessions {
             user_sub: sub.as_deref(),
             expires_at: expires_at(ttl),
         };
+        if let Some(cache) = &self.cache {
+            cache.remove(&id);
+        }
         if backend!(self, s => s.replace(&row)).map_err(UpdateError::Other)? {
+            if let Some(cache) = &self.cache {
+                cache.put(&id, &state, sub.as_deref(), row.expires_at);
+            }
             return Ok(key);
         }
         if sub.is_some() {
@@ -258,11 +305,17 @@ impl SessionStore for Sessions {
 
     async fn update_ttl(&self, key: &SessionKey, ttl: &Duration) -> Result<(), anyhow::Error> {
         let id = row_id(key);
+        if let Some(cache) = &self.cache {
+            cache.remove(&id);
+        }
         backend!(self, s => s.extend(&id, expires_at(ttl)))
     }
 
     async fn delete(&self, key: &SessionKey) -> Result<(), anyhow::Error> {
         let id = row_id(key);
+        if let Some(cache) = &self.cache {
+            cache.remove(&id);
+        }
         backend!(self, s => s.remove(&id))
     }
 }

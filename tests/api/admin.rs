@@ -274,3 +274,19 @@ async fn the_dashboard_scope_guards_every_file() {
             .contains("id=\"dash\"")
     );
 }
+
+#[tokio::test]
+async fn hammering_a_forbidden_page_writes_one_audit_row_a_minute() {
+    let app = spawn_app().await;
+    app.sign_in("bob").await;
+    for _ in 0..10 {
+        assert_eq!(app.get("/admin").await.status(), 403);
+    }
+    app.get("/admin?tab=2").await; // same path, query ignored
+    let rows: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE event = 'access_denied'")
+            .fetch_one(&app.pool().await)
+            .await
+            .unwrap();
+    assert_eq!(rows, 1);
+}

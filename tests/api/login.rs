@@ -236,9 +236,11 @@ async fn idle_sessions_end() {
         map.insert("rg.seen".into(), old.to_string());
     })
     .await;
-    let response = app.get("/").await;
+    // A fresh process on the edited database (the running one caches what it wrote itself).
+    let fresh = restarted(&app).await;
+    let response = fresh.get("/").await;
     assert_eq!(response.status(), 302);
-    assert!(!app.is_signed_in().await);
+    assert!(!fresh.is_signed_in().await);
 }
 
 #[tokio::test]
@@ -251,7 +253,7 @@ async fn sessions_end_after_their_absolute_lifetime() {
         map.insert("rg.user".into(), user.to_string());
     })
     .await;
-    assert!(!app.is_signed_in().await);
+    assert!(!restarted(&app).await.is_signed_in().await);
 }
 
 #[tokio::test]
@@ -318,4 +320,13 @@ async fn edit_signed_in_state(
         .execute(&pool)
         .await
         .unwrap();
+}
+
+/// The same browser talking to a new rolegate process on the same database and key.
+async fn restarted(app: &crate::helpers::TestApp) -> crate::helpers::TestApp {
+    let mut fresh = app.same_app_new_browser();
+    fresh.client = app.client.clone();
+    fresh.jar = app.jar.clone();
+    fresh.address = start_rolegate(&app.env).await;
+    fresh
 }
