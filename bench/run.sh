@@ -68,11 +68,14 @@ fi
 TMP="$(mktemp -d -t rolegate-bench.XXXXXX)"
 IDP_PID=""
 APP_PID=""
+EXTRA_PIDS=""
+NGINX_CONF=""
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  for pid in $APP_PID $IDP_PID; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in $APP_PID $IDP_PID; do
+  [ -n "$NGINX_CONF" ] && nginx -c "$NGINX_CONF" -p "$TMP" -s quit 2>/dev/null || true
+  for pid in $APP_PID $IDP_PID $EXTRA_PIDS; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in $APP_PID $IDP_PID $EXTRA_PIDS; do
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
   done
@@ -172,6 +175,7 @@ FAILURES=()
 # run_row <n> <label> <expected status> <curl/wrk header or ""> <path>
 run_row() {
   local n="$1" label="$2" want="$3" header="$4" path="$5"
+  local APP="${ROW_BASE:-$APP}"
   local -a hdr=()
   [ -n "$header" ] && hdr=(-H "$header")
   expect_status "$want" "row $n ($label), before" "${hdr[@]}" "$APP$path"
@@ -296,6 +300,69 @@ RERUN="${ROWS[${#ROWS[@]}-1]}"
 ROWS=("${ROWS_BEFORE_RERUN[@]}")
 RSS_AFTER_WRK="$(rss_mb)"
 
+
+# ------------------------------------------------------------------ Redis sessions, two instances
+# Issue 7's rows, in the same run: sessions in Redis (dev/services starts a private Redis and
+# PostgreSQL), one instance alone (row 7) and two instances behind nginx round-robin (row 8).
+if [ -z "${BENCH_SKIP_REDIS:-}" ]; then
+  command -v nginx >/dev/null || { say "installing nginx-light with apt"; apt_install nginx-light; }
+  eval "$(dev/services start)"
+  PG_DB="rolegate_bench_$$"
+  psql "$ROLEGATE_TEST_POSTGRES" -qc "CREATE DATABASE $PG_DB" >/dev/null
+  LB_PORT="$(free_port)"; LB="http://127.0.0.1:$LB_PORT"
+  IDP2_LOG="$TMP/idp2.log"
+  IDP_PORT=0 IDP_HOST=127.0.0.1 RP_PUBLIC_URL="$LB" IDP_DATA_DIR="$TMP/idp2-data" \
+    node dev/idp/server.mjs >"$IDP2_LOG" 2>&1 &
+  EXTRA_PIDS="$EXTRA_PIDS $!"
+  for _ in $(seq 1 150); do grep -q '^idp ready ' "$IDP2_LOG" && break; sleep 0.1; done
+  IDP2="$(sed -n 's/^idp ready //p' "$IDP2_LOG" | head -1)"
+  [ -n "$IDP2" ] || die "the second dev IdP did not start"
+  R_PORTS=()
+  for i in 1 2; do
+    port="$(free_port)"; R_PORTS+=("$port")
+    env -u RUST_LOG NO_COLOR=1 APP_ENV=Development \
+      APP__SERVER__PORT="$port" APP__SERVER__PUBLIC_URL="$LB" APP__SERVER__TRUSTED_PROXIES=127.0.0.1/32 \
+      APP__AUTH__AUTHORITY="$IDP2" \
+      APP__DATABASE__URL="${ROLEGATE_TEST_POSTGRES%/postgres}/$PG_DB" \
+      APP__SESSION__STORE=redis APP__SESSION__REDIS_URL="$ROLEGATE_TEST_REDIS" \
+      APP__SESSION__KEY_FILE="$TMP/session.key" APP__LOG__FILTER=warn \
+      ${BENCH_WORKERS:+APP__SERVER__WORKERS="$BENCH_WORKERS"} \
+      "$BIN" serve >"$TMP/rolegate-redis-$i.log" 2>&1 &
+    EXTRA_PIDS="$EXTRA_PIDS $!"
+    for _ in $(seq 1 150); do [ "$(status_of "http://127.0.0.1:$port/healthz")" = 200 ] && break; sleep 0.2; done
+    [ "$(status_of "http://127.0.0.1:$port/healthz")" = 200 ] || die "Redis instance $i did not start (see $TMP/rolegate-redis-$i.log)"
+  done
+  NGINX_CONF="$TMP/nginx.conf"
+  cat >"$NGINX_CONF" <<NGINX
+worker_processes 1;
+pid $TMP/nginx.pid;
+error_log $TMP/nginx-error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $TMP/nginx-body; proxy_temp_path $TMP/nginx-proxy;
+  fastcgi_temp_path $TMP/nginx-fcgi; uwsgi_temp_path $TMP/nginx-uwsgi; scgi_temp_path $TMP/nginx-scgi;
+  upstream rolegate { server 127.0.0.1:${R_PORTS[0]}; server 127.0.0.1:${R_PORTS[1]}; keepalive 64; }
+  server {
+    listen 127.0.0.1:$LB_PORT;
+    location / {
+      proxy_pass http://rolegate;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    }
+  }
+}
+NGINX
+  nginx -c "$NGINX_CONF" -p "$TMP"
+  say "Redis instances on ${R_PORTS[*]} behind nginx $LB"
+  ALICE_R="$(node bench/signin.mjs cookie "$LB" alice)" || die "sign-in of alice through nginx failed"
+  IDP_LOG_MAIN="$IDP_LOG"; IDP_LOG="$IDP2_LOG"
+  ROW_BASE="http://127.0.0.1:${R_PORTS[0]}" run_row 7 "GET / as alice, Redis sessions, one instance" 200 "Cookie: $ALICE_R" /
+  ROW_BASE="$LB" run_row 8 "GET / as alice, Redis sessions, two instances behind nginx" 200 "Cookie: $ALICE_R" /
+  IDP_LOG="$IDP_LOG_MAIN"
+fi
+
 # ------------------------------------------------------------------ report
 
 plain_log() { sed 's/\x1b\[[0-9;]*m//g' "$APP_LOG"; }
@@ -332,6 +399,11 @@ r1="$(row_field 1 4)"; r3="$(row_field 3 4)"; r6="$(row_field 6 4)"; p99_3="$(ro
 check "row 3 >= 60% of row 1 req/s ($(awk -v a="$r3" -v b="$r1" 'BEGIN { printf "%.0f%%", 100 * a / b }'))" "$r3 >= 0.6 * $r1"
 check "row 3 p99 < 5 ms at $CONNECTIONS connections (${p99_3} ms)" "$p99_3 < 5"
 check "row 6 >= 50% of row 1 req/s ($(awk -v a="$r6" -v b="$r1" 'BEGIN { printf "%.0f%%", 100 * a / b }'))" "$r6 >= 0.5 * $r1"
+if [ -z "${BENCH_SKIP_REDIS:-}" ]; then
+  r7="$(row_field 7 4)"; r8="$(row_field 8 4)"
+  check "row 7 (Redis sessions) >= 50% of row 1 req/s ($(awk -v a="$r7" -v b="$r1" 'BEGIN { printf "%.0f%%", 100 * a / b }'))" "$r7 >= 0.5 * $r1"
+  echo "- info  row 8 (two instances behind nginx, same 2 cores): $(awk -v a="$r8" -v b="$r1" 'BEGIN { printf "%.0f%%", 100 * a / b }') of row 1"
+fi
 idp_sum=0; for n in 2 3 4 5 6; do idp_sum=$((idp_sum + $(row_field "$n" 8))); done
 check "zero IdP requests during rows 2-6 ($idp_sum), no JWKS fetch during row 6 ($ROW6_JWKS)" "$idp_sum == 0 && $ROW6_JWKS == 0"
 check "RSS with $COUNT_ALL sessions < 100 MB (${RSS_SESSIONS} MB; ${RSS_AFTER_WRK} MB after wrk)" "$RSS_SESSIONS < 100 && $RSS_AFTER_WRK < 100"

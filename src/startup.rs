@@ -158,6 +158,22 @@ fn read_or_create_key_file(path: &Path, may_create: bool) -> anyhow::Result<Vec<
     Ok(bytes)
 }
 
+/// Every five minutes: drop expired sessions, and keep the SQLite WAL from growing.
+fn spawn_maintenance(store: Sessions, pool: crate::db::Pool, database_url: String) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(300));
+        loop {
+            tick.tick().await;
+            match store.purge_expired().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(purged = n, "expired sessions removed"),
+                Err(e) => tracing::warn!(error = %e, "could not purge expired sessions"),
+            }
+            crate::db::checkpoint(&pool, &database_url).await;
+        }
+    });
+}
+
 fn cookie_is_secure(public_url: &Url) -> bool {
     public_url.scheme() == "https" || !is_loopback_host(public_url)
 }
@@ -184,17 +200,7 @@ async fn full_server(
             crate::db::is_sqlite(&settings.database.url),
         ),
     };
-    store.spawn_purger(Duration::from_secs(300));
-    if crate::db::is_sqlite(&settings.database.url) {
-        let (pool, url) = (pool.clone(), settings.database.url.clone());
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(300));
-            loop {
-                tick.tick().await;
-                crate::db::checkpoint(&pool, &url).await;
-            }
-        });
-    }
+    spawn_maintenance(store.clone(), pool.clone(), settings.database.url.clone());
     let health = web::Data::new(Health::spawn(
         pool.clone(),
         store.clone(),

@@ -9,7 +9,6 @@ mod redis;
 mod sql;
 
 use std::collections::HashMap;
-use std::time::Duration as StdDuration;
 
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
 use actix_web::cookie::time::Duration;
@@ -182,7 +181,8 @@ impl Sessions {
         }
     }
 
-    async fn purge_expired(&self) -> Result<u64, StoreError> {
+    /// Removes expired sessions (and cache entries); returns how many rows went.
+    pub async fn purge_expired(&self) -> Result<u64, StoreError> {
         if let Some(cache) = &self.cache {
             cache.purge_expired(now());
         }
@@ -190,22 +190,6 @@ impl Sessions {
             Backend::Sql(s) => s.purge_expired().await?,
             Backend::Redis(s) => s.purge_expired().await?,
         })
-    }
-
-    /// Removes expired entries every `every` until the process ends.
-    pub fn spawn_purger(&self, every: StdDuration) {
-        let store = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                match store.purge_expired().await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(purged = n, "expired sessions removed"),
-                    Err(e) => tracing::warn!(error = %e, "could not purge expired sessions"),
-                }
-            }
-        });
     }
 }
 
