@@ -80,9 +80,9 @@ pub async fn search(
     filter: &Filter,
     page: i64,
 ) -> Result<(Vec<Entry>, bool), sqlx::Error> {
-    let offset = (page.max(1) - 1) * PAGE_SIZE;
+    let (limit, offset) = crate::db::page_window(page, PAGE_SIZE);
     let user = format!("%{}%", filter.user.to_lowercase());
-    let mut rows: Vec<Entry> = sqlx::query_as(
+    let rows: Vec<Entry> = sqlx::query_as(
         "SELECT id, at, event, user_id, user_name, client_ip, request_id, detail FROM audit_log \
          WHERE ($1 = '' OR event = $1) \
            AND ($2 = '%%' OR lower(coalesce(user_id, '')) LIKE $2 OR lower(coalesce(user_name, '')) LIKE $2) \
@@ -93,13 +93,11 @@ pub async fn search(
     .bind(user)
     .bind(filter.from.unwrap_or(0))
     .bind(filter.to.unwrap_or(i64::MAX))
-    .bind(PAGE_SIZE + 1)
+    .bind(limit)
     .bind(offset)
     .fetch_all(pool)
     .await?;
-    let more = rows.len() as i64 > PAGE_SIZE;
-    rows.truncate(PAGE_SIZE as usize);
-    Ok((rows, more))
+    Ok(crate::db::split_page(rows, PAGE_SIZE))
 }
 
 /// Counts of `events` per hour since `since` (unix seconds): `(event, hour_start, count)`.

@@ -98,6 +98,18 @@ pub async fn ping(pool: &Pool) -> bool {
     sqlx::query("SELECT 1").execute(pool).await.is_ok()
 }
 
+/// `LIMIT` and `OFFSET` for 1-based `page`: one row more than `size`, to know if more follow.
+pub fn page_window(page: i64, size: i64) -> (i64, i64) {
+    (size + 1, (page.max(1) - 1) * size)
+}
+
+/// Cuts the extra row fetched by [`page_window`] off; `true` when there is a next page.
+pub fn split_page<T>(mut rows: Vec<T>, size: i64) -> (Vec<T>, bool) {
+    let more = rows.len() as i64 > size;
+    rows.truncate(size as usize);
+    (rows, more)
+}
+
 /// A row id that sorts by creation time (microsecond hex prefix) and ends in randomness, so it
 /// needs no database sequence and orders rows created in the same second.
 pub fn new_id() -> String {

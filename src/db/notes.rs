@@ -97,18 +97,16 @@ pub async fn create(
 
 /// One page of notes, newest first, and whether there is a next page.
 pub async fn page(pool: &Pool, page: i64) -> Result<(Vec<Note>, bool), sqlx::Error> {
-    let offset = (page.max(1) - 1) * PAGE_SIZE;
-    let mut notes: Vec<Note> = sqlx::query_as(
+    let (limit, offset) = crate::db::page_window(page, PAGE_SIZE);
+    let notes: Vec<Note> = sqlx::query_as(
         "SELECT id, title, body, author_id, author_name, created_at FROM notes \
          ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2",
     )
-    .bind(PAGE_SIZE + 1)
+    .bind(limit)
     .bind(offset)
     .fetch_all(pool)
     .await?;
-    let more = notes.len() as i64 > PAGE_SIZE;
-    notes.truncate(PAGE_SIZE as usize);
-    Ok((notes, more))
+    Ok(crate::db::split_page(notes, PAGE_SIZE))
 }
 
 pub async fn find(pool: &Pool, id: &str) -> Result<Option<Note>, sqlx::Error> {
