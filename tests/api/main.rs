@@ -10,6 +10,7 @@ mod id_token;
 mod login;
 mod logout;
 mod notes;
+mod outage;
 mod provider;
 mod scale_out;
 mod settings;
