@@ -214,12 +214,7 @@ pub async fn store_errors(
     req: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
 ) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
-    let json = req.path().starts_with("/api/")
-        || req
-            .headers()
-            .get("accept")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("application/json"));
+    let json = crate::auth::guard::prefers_json(req.path(), req.headers(), "/api/");
     match next.call(req).await {
         Err(e) if e.to_string().contains(crate::session_store::UNAVAILABLE) => {
             tracing::error!(error = %e, "session store unavailable");

@@ -124,9 +124,17 @@ fn session_user(req: &HttpRequest, auth: &Auth) -> Option<User> {
 
 /// Whether the caller wants JSON rather than a page.
 pub fn wants_json(req: &HttpRequest, auth: &Auth) -> bool {
-    req.path().starts_with(&auth.config().api_prefix)
-        || req
-            .headers()
+    prefers_json(req.path(), req.headers(), &auth.config().api_prefix)
+}
+
+/// The rule behind [`wants_json`], for code that has no `Auth` at hand (middleware).
+pub fn prefers_json(
+    path: &str,
+    headers: &actix_web::http::header::HeaderMap,
+    api_prefix: &str,
+) -> bool {
+    path.starts_with(api_prefix)
+        || headers
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("application/json"))

@@ -35,8 +35,14 @@ impl Health {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
-                let db = crate::db::ping(&pool).await;
-                let store = sessions.ping().await;
+                // A hung dependency counts as down: each probe gets one second.
+                let probe = Duration::from_secs(1);
+                let db = tokio::time::timeout(probe, crate::db::ping(&pool))
+                    .await
+                    .unwrap_or(false);
+                let store = tokio::time::timeout(probe, sessions.ping())
+                    .await
+                    .unwrap_or(false);
                 for (name, flag, up) in [
                     ("database", &watched.database, db),
                     (watched.session_store, &watched.sessions, store),

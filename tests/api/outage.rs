@@ -137,7 +137,7 @@ async fn postgres_outage_is_503_and_service_resumes() {
     let body: serde_json::Value = api.json().await.unwrap();
     assert_eq!(body["error"], "unavailable");
     let mut health = None;
-    for _ in 0..50 {
+    for _ in 0..100 {
         let response = app.get("/healthz").await;
         if response.status() == 503 {
             health = Some(response.json::<serde_json::Value>().await.unwrap());

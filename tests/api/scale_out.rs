@@ -228,7 +228,7 @@ async fn sessions_survive_a_redis_restart_and_outages_are_503() {
         serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON: {text}"));
     assert_eq!(body["error"], "unavailable");
     let mut health = None;
-    for _ in 0..40 {
+    for _ in 0..100 {
         let response = app.get("/healthz").await;
         if response.status() == 503 {
             health = Some(response.json::<serde_json::Value>().await.unwrap());
