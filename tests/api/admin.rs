@@ -12,11 +12,6 @@ type AuditRow = (
     String,
 );
 
-async fn csrf(app: &TestApp) -> String {
-    let me: serde_json::Value = app.get("/api/me").await.json().await.unwrap();
-    me["csrf_token"].as_str().unwrap().to_owned()
-}
-
 async fn session_ids(app: &TestApp, sub: &str) -> Vec<String> {
     sqlx::query_scalar("SELECT id FROM sessions WHERE user_sub = $1")
         .bind(sub)
@@ -52,7 +47,7 @@ async fn admin_sees_sessions_and_a_revoked_session_is_refused_at_once() {
     assert_eq!(refused.status(), 403);
     assert!(bob.is_signed_in().await);
 
-    let token = csrf(&alice).await;
+    let token = alice.csrf().await;
     let done = alice
         .client
         .post(alice.url(&format!("/admin/sessions/{}/revoke", ids[0])))
@@ -80,7 +75,7 @@ async fn revoke_all_ends_every_session_of_a_user_and_only_admins_may() {
     let bob = app.same_app_new_browser();
     bob.sign_in("bob").await;
 
-    let token = csrf(&bob).await;
+    let token = bob.csrf().await;
     let denied = bob
         .client
         .post(bob.url("/admin/users/sub-carol-0001/revoke"))
@@ -91,7 +86,7 @@ async fn revoke_all_ends_every_session_of_a_user_and_only_admins_may() {
     assert_eq!(denied.status(), 403);
     assert!(carol1.is_signed_in().await);
 
-    let token = csrf(&alice).await;
+    let token = alice.csrf().await;
     let done = alice
         .client
         .post(alice.url("/admin/users/sub-carol-0001/revoke"))
@@ -120,7 +115,7 @@ async fn every_event_is_audited_with_user_ip_and_request_id() {
     let forged = app.same_app_new_browser();
     forged.start_login("").await;
     forged.callback("code=x&state=forged").await; // sign_in_refused (state mismatch)
-    let token = csrf(&alice).await;
+    let token = alice.csrf().await;
     alice
         .client
         .post(alice.url("/notes"))

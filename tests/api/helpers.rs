@@ -251,6 +251,27 @@ impl TestApp {
             .find_map(|c| c.strip_prefix("rolegate_session=").map(str::to_owned))
     }
 
+    /// The CSRF token of this client's session, as `/api/me` hands it to cookie clients.
+    pub async fn csrf(&self) -> String {
+        let me: serde_json::Value = self.get("/api/me").await.json().await.unwrap();
+        me["csrf_token"]
+            .as_str()
+            .expect("csrf_token for cookie sessions")
+            .to_owned()
+    }
+
+    /// Polls `path` every 100 ms for up to 10 s until it answers `status`.
+    pub async fn wait_for(&self, path: &str, status: u16) -> Option<reqwest::Response> {
+        for _ in 0..100 {
+            let response = self.get(path).await;
+            if response.status() == status {
+                return Some(response);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        None
+    }
+
     /// Whether this client is treated as signed in (`/api/me` answers 200).
     pub async fn is_signed_in(&self) -> bool {
         self.get("/api/me").await.status() == 200

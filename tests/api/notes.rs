@@ -4,15 +4,6 @@ use serde_json::json;
 
 use crate::helpers::{TestApp, spawn_app};
 
-/// The CSRF token of this client's session, read from `/api/me`.
-async fn csrf(app: &TestApp) -> String {
-    let me: serde_json::Value = app.get("/api/me").await.json().await.unwrap();
-    me["csrf_token"]
-        .as_str()
-        .expect("csrf_token for cookie sessions")
-        .to_owned()
-}
-
 async fn post_note(app: &TestApp, token: &str, title: &str, body: &str) -> reqwest::Response {
     app.client
         .post(app.url("/notes"))
@@ -58,7 +49,7 @@ async fn every_role_and_action_pair() {
     }
     // Write: bob and alice can post, carol cannot.
     for (who, status) in [(&alice, 303), (&bob, 303), (&carol, 403)] {
-        let token = csrf(who).await;
+        let token = who.csrf().await;
         let response = post_note(who, &token, "hello", "body").await;
         assert_eq!(response.status(), status);
         let api = who
@@ -79,7 +70,7 @@ async fn every_role_and_action_pair() {
         .await
         .unwrap();
     for (who, status) in [(&carol, 403), (&bob, 403), (&alice, 303)] {
-        let token = csrf(who).await;
+        let token = who.csrf().await;
         let response = who
             .client
             .post(who.url(&format!("/notes/{}/delete", ids[0].0)))
@@ -90,7 +81,7 @@ async fn every_role_and_action_pair() {
         assert_eq!(response.status(), status);
     }
     for (who, status) in [(&carol, 403), (&bob, 403), (&alice, 204)] {
-        let token = csrf(who).await;
+        let token = who.csrf().await;
         let response = who
             .client
             .delete(who.url(&format!("/api/notes/{}", ids[1].0)))
@@ -110,7 +101,7 @@ async fn every_role_and_action_pair() {
 async fn pages_show_only_the_controls_a_role_allows() {
     let app = spawn_app().await;
     let bob = as_user(&app, "bob").await;
-    let token = csrf(&bob).await;
+    let token = bob.csrf().await;
     post_note(&bob, &token, "Bob's note <script>", "text").await;
 
     let carol = as_user(&app, "carol").await;
@@ -135,7 +126,7 @@ async fn pages_show_only_the_controls_a_role_allows() {
 async fn csrf_is_required_for_cookie_writes_but_not_for_bearer() {
     let app = spawn_app().await;
     let alice = as_user(&app, "alice").await;
-    let token = csrf(&alice).await;
+    let token = alice.csrf().await;
     for bad in ["", "wrong-token", &token[..token.len() - 1]] {
         let response = post_note(&alice, bad, "t", "b").await;
         assert_eq!(response.status(), 403, "token {bad:?}");
@@ -167,7 +158,7 @@ async fn csrf_is_required_for_cookie_writes_but_not_for_bearer() {
     assert_eq!(body["error"], "csrf");
     // Another session's token does not work either.
     let other = as_user(&app, "alice").await;
-    let foreign = csrf(&other).await;
+    let foreign = other.csrf().await;
     assert_eq!(post_note(&alice, &foreign, "t", "b").await.status(), 403);
     assert_eq!(note_count(&app).await, 0);
 
@@ -188,7 +179,7 @@ async fn csrf_is_required_for_cookie_writes_but_not_for_bearer() {
 async fn invalid_notes_are_re_rendered_with_errors_and_not_stored() {
     let app = spawn_app().await;
     let bob = as_user(&app, "bob").await;
-    let token = csrf(&bob).await;
+    let token = bob.csrf().await;
     let long_title = "x".repeat(201);
     let long_body = "y".repeat(10_001);
     for (title, body, field) in [
@@ -213,7 +204,7 @@ async fn invalid_notes_are_re_rendered_with_errors_and_not_stored() {
 async fn api_errors_have_a_stable_json_shape() {
     let app = spawn_app().await;
     let alice = as_user(&app, "alice").await;
-    let token = csrf(&alice).await;
+    let token = alice.csrf().await;
     let send = |body: reqwest::Body, ctype: &'static str| {
         alice
             .client
@@ -261,7 +252,7 @@ async fn api_errors_have_a_stable_json_shape() {
 async fn unknown_note_is_a_404_page_and_paging_works() {
     let app = spawn_app().await;
     let alice = as_user(&app, "alice").await;
-    let token = csrf(&alice).await;
+    let token = alice.csrf().await;
     let response = alice
         .client
         .post(alice.url("/notes/does-not-exist/delete"))

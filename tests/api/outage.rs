@@ -5,7 +5,6 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use crate::helpers::{spawn_app_with, temp_dir};
 
@@ -136,26 +135,16 @@ async fn postgres_outage_is_503_and_service_resumes() {
     assert_eq!(api.status(), 503);
     let body: serde_json::Value = api.json().await.unwrap();
     assert_eq!(body["error"], "unavailable");
-    let mut health = None;
-    for _ in 0..100 {
-        let response = app.get("/healthz").await;
-        if response.status() == 503 {
-            health = Some(response.json::<serde_json::Value>().await.unwrap());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let health = health.expect("/healthz reports the outage");
+    let health: serde_json::Value = app
+        .wait_for("/healthz", 503)
+        .await
+        .expect("/healthz reports the outage")
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["database"], "down");
 
     pg.up();
-    let mut back = false;
-    for _ in 0..100 {
-        if app.get("/notes").await.status() == 200 {
-            back = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let back = app.wait_for("/notes", 200).await.is_some();
     assert!(back, "service resumed by itself, session intact");
 }

@@ -162,8 +162,7 @@ async fn a_revoke_on_b_is_refused_on_a() {
         admin.contains("data-user=\"bob@rolegate.test\""),
         "B lists A's sessions"
     );
-    let me: serde_json::Value = alice_on_b.get("/api/me").await.json().await.unwrap();
-    let token = me["csrf_token"].as_str().unwrap().to_owned();
+    let token = alice_on_b.csrf().await;
     let done = alice_on_b
         .client
         .post(alice_on_b.url("/admin/users/sub-bob-0001/revoke"))
@@ -227,29 +226,19 @@ async fn sessions_survive_a_redis_restart_and_outages_are_503() {
     let body: serde_json::Value =
         serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON: {text}"));
     assert_eq!(body["error"], "unavailable");
-    let mut health = None;
-    for _ in 0..100 {
-        let response = app.get("/healthz").await;
-        if response.status() == 503 {
-            health = Some(response.json::<serde_json::Value>().await.unwrap());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let health = health.expect("/healthz reports the outage");
+    let health: serde_json::Value = app
+        .wait_for("/healthz", 503)
+        .await
+        .expect("/healthz reports the outage")
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["session_store"]["kind"], "redis");
     assert_eq!(health["session_store"]["status"], "down");
     assert_eq!(health["database"], "up");
 
     redis.restart();
-    let mut back = false;
-    for _ in 0..60 {
-        if app.get("/api/me").await.status() == 200 {
-            back = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let back = app.wait_for("/api/me", 200).await.is_some();
     assert!(back, "service resumed by itself and the session persisted");
     let me: serde_json::Value = app.get("/api/me").await.json().await.unwrap();
     assert_eq!(me["name"], "Carol Test");
