@@ -13,37 +13,11 @@
 // The flow: GET /login (rolegate, cookie jar) -> href of <a id="sign-in"> -> the IdP's authorize
 // URL and its redirects -> its login form (fields login, password) -> redirects back to
 // rolegate's /getAToken?code&state with rolegate's cookie -> 302 and a new rolegate_session.
-// Only Node's built-in fetch; no packages.
+// Only Node's built-in fetch; the cookie jar and entity decoding come from dev/idp/flow.mjs.
+
+import { CookieJar, unescapeHtml } from '../dev/idp/flow.mjs';
 
 const COOKIE_NAME = 'rolegate_session';
-
-const unescapeHtml = (s) => s
-  .replace(/&#x([0-9a-f]+);/gi, (_, h) => String.fromCodePoint(Number.parseInt(h, 16)))
-  .replace(/&#([0-9]+);/g, (_, d) => String.fromCodePoint(Number.parseInt(d, 10)))
-  .replace(/&(quot|lt|gt|amp);/g, (_, e) => ({ quot: '"', lt: '<', gt: '>', amp: '&' }[e]));
-
-class CookieJar {
-  #cookies = new Map();
-
-  store(res) {
-    for (const line of res.headers.getSetCookie?.() ?? []) {
-      const [pair] = line.split(';');
-      const eq = pair.indexOf('=');
-      if (eq < 1) continue;
-      const name = pair.slice(0, eq).trim();
-      const value = pair.slice(eq + 1).trim();
-      if (value === '' || /expires=Thu, 01 Jan 1970/i.test(line) || /max-age=0\b/i.test(line)) {
-        this.#cookies.delete(name);
-      } else {
-        this.#cookies.set(name, value);
-      }
-    }
-  }
-
-  get(name) { return this.#cookies.get(name); }
-
-  header() { return [...this.#cookies].map(([k, v]) => `${k}=${v}`).join('; '); }
-}
 
 const ms = (t0) => Number(process.hrtime.bigint() - t0) / 1e6;
 

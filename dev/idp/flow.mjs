@@ -5,11 +5,14 @@ import { createHash, randomBytes } from 'node:crypto';
 
 const b64url = (buf) => Buffer.from(buf).toString('base64url');
 
-const unescapeHtml = (s) => s.replace(/&(quot|#39|lt|gt|amp);/g, (_, e) => ({
-  quot: '"', '#39': "'", lt: '<', gt: '>', amp: '&',
-}[e]));
+/** Decodes the HTML entities a page may put in an attribute (named and numeric). */
+export const unescapeHtml = (s) => s
+  .replace(/&#x([0-9a-f]+);/gi, (_, h) => String.fromCodePoint(Number.parseInt(h, 16)))
+  .replace(/&#([0-9]+);/g, (_, d) => String.fromCodePoint(Number.parseInt(d, 10)))
+  .replace(/&(quot|lt|gt|amp);/g, (_, e) => ({ quot: '"', lt: '<', gt: '>', amp: '&' }[e]));
 
-class CookieJar {
+/** A minimal cookie jar for one host: keeps name=value pairs, honours deletions. */
+export class CookieJar {
   #cookies = new Map();
 
   store(res) {
@@ -19,9 +22,16 @@ class CookieJar {
       if (eq < 1) continue;
       const name = pair.slice(0, eq).trim();
       const value = pair.slice(eq + 1).trim();
-      if (value === '' || /expires=Thu, 01 Jan 1970/i.test(line)) this.#cookies.delete(name);
-      else this.#cookies.set(name, value);
+      if (value === '' || /expires=Thu, 01 Jan 1970/i.test(line) || /max-age=0\b/i.test(line)) {
+        this.#cookies.delete(name);
+      } else {
+        this.#cookies.set(name, value);
+      }
     }
+  }
+
+  get(name) {
+    return this.#cookies.get(name);
   }
 
   header() {
