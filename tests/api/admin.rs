@@ -47,14 +47,9 @@ async fn admin_sees_sessions_and_a_revoked_session_is_refused_at_once() {
     assert_eq!(refused.status(), 403);
     assert!(bob.is_signed_in().await);
 
-    let token = alice.csrf().await;
     let done = alice
-        .client
-        .post(alice.url(&format!("/admin/sessions/{}/revoke", ids[0])))
-        .form(&[("csrf_token", token.as_str())])
-        .send()
-        .await
-        .unwrap();
+        .post_csrf(&format!("/admin/sessions/{}/revoke", ids[0]))
+        .await;
     assert_eq!(done.status(), 303);
     assert!(
         !bob.is_signed_in().await,
@@ -75,25 +70,11 @@ async fn revoke_all_ends_every_session_of_a_user_and_only_admins_may() {
     let bob = app.same_app_new_browser();
     bob.sign_in("bob").await;
 
-    let token = bob.csrf().await;
-    let denied = bob
-        .client
-        .post(bob.url("/admin/users/sub-carol-0001/revoke"))
-        .form(&[("csrf_token", token.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let denied = bob.post_csrf("/admin/users/sub-carol-0001/revoke").await;
     assert_eq!(denied.status(), 403);
     assert!(carol1.is_signed_in().await);
 
-    let token = alice.csrf().await;
-    let done = alice
-        .client
-        .post(alice.url("/admin/users/sub-carol-0001/revoke"))
-        .form(&[("csrf_token", token.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let done = alice.post_csrf("/admin/users/sub-carol-0001/revoke").await;
     assert_eq!(done.status(), 303);
     assert!(!carol1.is_signed_in().await && !carol2.is_signed_in().await);
     assert!(bob.is_signed_in().await && alice.is_signed_in().await);
@@ -131,20 +112,8 @@ async fn every_event_is_audited_with_user_ip_and_request_id() {
         .fetch_one(&app.pool().await)
         .await
         .unwrap();
-    alice
-        .client
-        .post(alice.url(&format!("/notes/{note_id}/delete")))
-        .form(&[("csrf_token", token.as_str())])
-        .send()
-        .await
-        .unwrap(); // note_deleted
-    alice
-        .client
-        .post(alice.url("/admin/users/sub-bob-0001/revoke"))
-        .form(&[("csrf_token", token.as_str())])
-        .send()
-        .await
-        .unwrap(); // session_revoked
+    alice.post_csrf(&format!("/notes/{note_id}/delete")).await; // note_deleted
+    alice.post_csrf("/admin/users/sub-bob-0001/revoke").await; // session_revoked
     alice.get("/logout").await; // sign_out
 
     let rows: Vec<AuditRow> = sqlx::query_as(

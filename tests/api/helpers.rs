@@ -260,6 +260,17 @@ impl TestApp {
             .to_owned()
     }
 
+    /// POSTs a form that carries only this session's CSRF token (delete and revoke buttons).
+    pub async fn post_csrf(&self, path: &str) -> reqwest::Response {
+        let token = self.csrf().await;
+        self.client
+            .post(self.url(path))
+            .form(&[("csrf_token", token.as_str())])
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Polls `path` every 100 ms for up to 10 s until it answers `status`.
     pub async fn wait_for(&self, path: &str, status: u16) -> Option<reqwest::Response> {
         for _ in 0..100 {

@@ -70,14 +70,7 @@ async fn every_role_and_action_pair() {
         .await
         .unwrap();
     for (who, status) in [(&carol, 403), (&bob, 403), (&alice, 303)] {
-        let token = who.csrf().await;
-        let response = who
-            .client
-            .post(who.url(&format!("/notes/{}/delete", ids[0].0)))
-            .form(&[("csrf_token", token.as_str())])
-            .send()
-            .await
-            .unwrap();
+        let response = who.post_csrf(&format!("/notes/{}/delete", ids[0].0)).await;
         assert_eq!(response.status(), status);
     }
     for (who, status) in [(&carol, 403), (&bob, 403), (&alice, 204)] {
@@ -253,13 +246,7 @@ async fn unknown_note_is_a_404_page_and_paging_works() {
     let app = spawn_app().await;
     let alice = as_user(&app, "alice").await;
     let token = alice.csrf().await;
-    let response = alice
-        .client
-        .post(alice.url("/notes/does-not-exist/delete"))
-        .form(&[("csrf_token", token.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let response = alice.post_csrf("/notes/does-not-exist/delete").await;
     assert_eq!(response.status(), 404);
     assert!(response.text().await.unwrap().contains("id=\"not-found\""));
 

@@ -162,14 +162,9 @@ async fn a_revoke_on_b_is_refused_on_a() {
         admin.contains("data-user=\"bob@rolegate.test\""),
         "B lists A's sessions"
     );
-    let token = alice_on_b.csrf().await;
     let done = alice_on_b
-        .client
-        .post(alice_on_b.url("/admin/users/sub-bob-0001/revoke"))
-        .form(&[("csrf_token", token.as_str())])
-        .send()
-        .await
-        .unwrap();
+        .post_csrf("/admin/users/sub-bob-0001/revoke")
+        .await;
     assert_eq!(done.status(), 303);
     assert!(
         !bob_on_a.is_signed_in().await,
