@@ -9,10 +9,10 @@ use actix_session::SessionExt;
 use actix_web::{HttpMessage, HttpRequest};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{AccessLevel, AuthError, AuthEvents, Claims, EventFuture, User};
-use crate::db::audit::{self, NewEntry};
+use crate::db::audit::{self, Event, NewEntry};
 use crate::net::TrustedProxies;
 use crate::telemetry::RequestId;
+use rolegate_auth::{AuthError, AuthEvents, Claims, EventFuture, User};
 
 /// Session entry with where the user signed in from, shown on the admin page.
 pub const CLIENT_KEY: &str = "app.client";
@@ -52,13 +52,13 @@ impl Audit {
     pub fn entry(
         &self,
         req: &HttpRequest,
-        event: &'static str,
+        event: Event,
         user: Option<&User>,
         detail: String,
     ) -> NewEntry {
         NewEntry {
             event,
-            user_id: user.map(|u| u.oid.clone().unwrap_or_else(|| u.sub.clone())),
+            user_id: user.map(|u| u.stable_id().to_owned()),
             user_name: user.map(|u| u.name.clone()),
             client_ip: self.client_ip(req),
             request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
@@ -68,14 +68,14 @@ impl Audit {
 
     pub async fn write(&self, entry: NewEntry) {
         if let Err(e) = audit::insert(&self.pool, &entry).await {
-            tracing::error!(event = entry.event, error = %e, "could not write the audit log");
+            tracing::error!(event = entry.event.name(), error = %e, "could not write the audit log");
         }
     }
 
     pub async fn record(
         &self,
         req: &HttpRequest,
-        event: &'static str,
+        event: Event,
         user: Option<&User>,
         detail: String,
     ) {
@@ -85,7 +85,7 @@ impl Audit {
 
     /// Whether this denial is the first for (user, path) within [`DENIED_EVERY_SECS`].
     fn first_denial(&self, user: &User, path: &str) -> bool {
-        let now = crate::auth::id_token::now();
+        let now = crate::clock::now();
         let Ok(mut seen) = self.denied.lock() else {
             return true;
         };
@@ -123,10 +123,10 @@ impl AuthEvents for AuditEvents {
                 .unwrap_or_default(),
         };
         let _ = req.get_session().insert(CLIENT_KEY, client);
-        let level = user.level.map(|l| l.role_name()).unwrap_or("none");
+        let level = user.role().unwrap_or("none");
         self.0.later(self.0.entry(
             req,
-            "sign_in",
+            Event::SignIn,
             Some(user),
             format!("signed in with {level}"),
         ))
@@ -140,33 +140,28 @@ impl AuthEvents for AuditEvents {
     ) -> EventFuture {
         let mut entry = self.0.entry(
             req,
-            "sign_in_refused",
+            Event::SignInRefused,
             None,
             format!("{}: {error}", error.reason()),
         );
         if let Some(c) = claims {
-            entry.user_id = Some(c.oid.clone().unwrap_or_else(|| c.sub.clone()));
+            entry.user_id = Some(c.stable_id().to_owned());
             entry.user_name = c.name.clone().or_else(|| c.preferred_username.clone());
         }
         self.0.later(entry)
     }
 
-    fn access_denied(&self, req: &HttpRequest, user: &User, needed: AccessLevel) -> EventFuture {
+    fn access_denied(&self, req: &HttpRequest, user: &User, needed: &str) -> EventFuture {
         if !self.0.first_denial(user, req.path()) {
-            return crate::auth::no_event();
+            return rolegate_auth::no_event();
         }
-        let detail = format!(
-            "{} {} needs {}",
-            req.method(),
-            req.path(),
-            needed.role_name()
-        );
+        let detail = format!("{} {} needs {}", req.method(), req.path(), needed);
         self.0
-            .later(self.0.entry(req, "access_denied", Some(user), detail))
+            .later(self.0.entry(req, Event::AccessDenied, Some(user), detail))
     }
 
     fn signed_out(&self, req: &HttpRequest, user: Option<&User>) -> EventFuture {
         self.0
-            .later(self.0.entry(req, "sign_out", user, String::new()))
+            .later(self.0.entry(req, Event::SignOut, user, String::new()))
     }
 }

@@ -5,7 +5,7 @@ use actix_session::Session;
 use actix_web::HttpRequest;
 use serde::Deserialize;
 
-use crate::auth::User;
+use rolegate_auth::User;
 
 const KEY: &str = "app.csrf";
 

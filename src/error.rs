@@ -1,5 +1,6 @@
 //! Errors mapped to HTTP in one place: [`AppError`] renders a page, [`ApiError`] renders the
-//! API's stable JSON shape `{"error": "...", "detail": "..."}`.
+//! API's stable JSON shape `{"error": "...", "detail": "..."}` (the auth crate's `ErrorBody`).
+//! Which of the two a caller gets is decided by `rolegate_auth::wants_json`, everywhere.
 
 use actix_web::error::{JsonPayloadError, QueryPayloadError, UrlencodedError};
 use actix_web::http::StatusCode;
@@ -30,6 +31,40 @@ impl From<crate::session_store::StoreError> for AppError {
     fn from(e: crate::session_store::StoreError) -> Self {
         AppError::Unavailable(e.to_string())
     }
+}
+
+impl From<crate::notes::NotesError> for AppError {
+    fn from(e: crate::notes::NotesError) -> Self {
+        use crate::notes::NotesError;
+        match e {
+            NotesError::NotFound => AppError::NotFound,
+            NotesError::Database(e) => AppError::Database(e),
+            NotesError::Invalid(errors) => AppError::BadRequest(join_field_errors(&errors)),
+        }
+    }
+}
+
+impl From<crate::notes::NotesError> for ApiError {
+    fn from(e: crate::notes::NotesError) -> Self {
+        use crate::notes::NotesError;
+        match e {
+            NotesError::NotFound => ApiError::not_found(),
+            NotesError::Database(e) => e.into(),
+            NotesError::Invalid(errors) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                join_field_errors(&errors),
+            ),
+        }
+    }
+}
+
+fn join_field_errors(errors: &crate::db::notes::FieldErrors) -> String {
+    errors
+        .iter()
+        .map(|(f, m)| format!("{f}: {m}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl From<crate::session_store::StoreError> for ApiError {
@@ -142,9 +177,7 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status)
-            .insert_header(("Cache-Control", "no-store"))
-            .json(serde_json::json!({ "error": self.error, "detail": self.detail }))
+        rolegate_auth::json_error(self.status, self.error, &self.detail)
     }
 }
 
@@ -174,7 +207,7 @@ fn form_error(err: UrlencodedError, _: &HttpRequest) -> actix_web::Error {
 }
 
 fn query_error(err: QueryPayloadError, req: &HttpRequest) -> actix_web::Error {
-    if req.path().starts_with("/api/") {
+    if rolegate_auth::wants_json(req) {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_request",
@@ -214,7 +247,7 @@ pub async fn store_errors(
     req: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
 ) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
-    let json = crate::auth::guard::prefers_json(req.path(), req.headers(), "/api/");
+    let json = rolegate_auth::wants_json(req.request());
     match next.call(req).await {
         Err(e) if e.to_string().contains(crate::session_store::UNAVAILABLE) => {
             tracing::error!(error = %e, "session store unavailable");

@@ -1,12 +1,14 @@
-//! rolegate: OpenID Connect sign-in and app-role authorization for Actix-web.
+//! rolegate: the DemoApp server around the `rolegate-auth` crate (Tera pages, sqlx data,
+//! layered settings). The sign-in and role logic lives in `crates/rolegate-auth`.
 
 pub mod audit;
-pub mod auth;
 pub mod chart;
+pub mod clock;
 pub mod csrf;
 pub mod db;
 pub mod error;
 pub mod net;
+pub mod notes;
 pub mod routes;
 pub mod session_store;
 pub mod settings;

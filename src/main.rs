@@ -91,6 +91,17 @@ fn check_config(loaded: &Loaded) -> ExitCode {
             e.key, e.value, e.origin
         );
     }
+    if let Ok(config) = settings::auth_config(&loaded.settings) {
+        println!(
+            "\nrole hierarchy (each implies those after it): {}",
+            config.roles().describe()
+        );
+        println!("roles come from: {}", config.role_source().describe());
+        println!("route rules (most specific first):");
+        for line in config.rules().table() {
+            println!("  {line}");
+        }
+    }
     if loaded.problems.is_empty() {
         println!("\nno problems found");
         ExitCode::SUCCESS

@@ -43,12 +43,16 @@ pub async fn log_requests(
         .and_then(|p| p.client_ip(req.request()))
         .map(|ip| ip.to_string())
         .unwrap_or_default();
-    let result = next.call(req).await;
+    // Every line logged while the request runs (guards, the auth module, handlers, audit
+    // writes) carries its id through this span.
+    let span = tracing::info_span!("request", request_id = %id);
+    let result = tracing::Instrument::instrument(next.call(req), span.clone()).await;
+    let _entered = span.enter();
     let latency_us = started.elapsed().as_micros() as u64;
     match result {
         Ok(mut response) => {
             let status = response.status().as_u16();
-            tracing::info!(%method, %path, status, latency_us, %client_ip, request_id = %id, "request");
+            tracing::info!(%method, %path, status, latency_us, %client_ip, "request");
             if let Ok(value) = HeaderValue::from_str(&id) {
                 response
                     .headers_mut()
@@ -58,7 +62,7 @@ pub async fn log_requests(
         }
         Err(err) => {
             let status = err.as_response_error().status_code().as_u16();
-            tracing::warn!(%method, %path, status, latency_us, %client_ip, request_id = %id, error = %err, "request failed");
+            tracing::warn!(%method, %path, status, latency_us, %client_ip, error = %err, "request failed");
             Err(err)
         }
     }

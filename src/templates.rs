@@ -3,11 +3,9 @@
 use std::sync::{Arc, OnceLock};
 
 use actix_web::http::{StatusCode, header};
-use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
+use rolegate_auth::{Admin, AuthError, AuthPages, LoginPage, User, resolved_user};
 use tera::{Context, Tera};
-
-use crate::auth::session::Resolved;
-use crate::auth::{AccessLevel, AuthError, AuthPages, LoginPage, User};
 
 /// The compiled templates.
 pub struct Templates {
@@ -54,12 +52,19 @@ impl Templates {
 /// The context every page starts from: the signed-in user, if any, for the navbar.
 pub fn base_context(req: &HttpRequest) -> Context {
     let mut ctx = Context::new();
-    let user = req.extensions().get::<Resolved>().and_then(|r| r.0.clone());
-    if let Some(user) = user {
+    if let Some(user) = resolved_user(req) {
         ctx.insert("user", &*user);
-        ctx.insert("access_level", user.level.map(|l| l.label()).unwrap_or(""));
+        ctx.insert("access_level", access_label(&user));
+        ctx.insert("is_admin", &user.is::<Admin>());
     }
     ctx
+}
+
+/// The short name of the user's highest role (`DemoApp.Write` → `Write`), for pages.
+pub fn access_label(user: &User) -> &str {
+    user.role()
+        .map(|r| r.rsplit_once('.').map_or(r, |(_, last)| last))
+        .unwrap_or("")
 }
 
 /// Pages shown by the auth module, rendered with Tera.
@@ -77,7 +82,7 @@ impl AuthPages for TeraPages {
     fn auth_error(&self, req: &HttpRequest, error: &AuthError) -> HttpResponse {
         let mut ctx = base_context(req);
         ctx.insert("title", error.title());
-        ctx.insert("advice", error.advice());
+        ctx.insert("advice", &error.advice());
         ctx.insert("reason", error.reason());
         ctx.insert("status", &error.status().as_u16());
         if let Some(detail) = error.provider_detail() {
@@ -86,11 +91,19 @@ impl AuthPages for TeraPages {
         self.0.page(error.status(), "auth_error.html", &ctx)
     }
 
-    fn forbidden(&self, req: &HttpRequest, user: &User, needed: AccessLevel) -> HttpResponse {
+    fn forbidden(&self, req: &HttpRequest, user: &User, needed: &str) -> HttpResponse {
         let mut ctx = base_context(req);
         ctx.insert("user", user);
-        ctx.insert("needed_role", needed.role_name());
+        ctx.insert("needed_role", needed);
         self.0.page(StatusCode::FORBIDDEN, "forbidden.html", &ctx)
+    }
+
+    fn denied(&self, req: &HttpRequest) -> HttpResponse {
+        let mut ctx = base_context(req);
+        ctx.insert("title", "This page is closed");
+        ctx.insert("message", "Nobody may open this address.");
+        ctx.insert("status", &403);
+        self.0.page(StatusCode::FORBIDDEN, "error.html", &ctx)
     }
 }
 

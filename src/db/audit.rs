@@ -3,22 +3,59 @@
 use crate::db::Pool;
 use serde::Serialize;
 
-use crate::auth::id_token::now;
+use crate::clock::now;
 
-/// The events rolegate records.
+/// The events rolegate records; stored as their snake_case names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    SignIn,
+    SignInRefused,
+    AccessDenied,
+    SignOut,
+    SessionRevoked,
+    NoteCreated,
+    NoteDeleted,
+}
+
+impl Event {
+    pub const ALL: [Event; 7] = [
+        Event::SignIn,
+        Event::SignInRefused,
+        Event::AccessDenied,
+        Event::SignOut,
+        Event::SessionRevoked,
+        Event::NoteCreated,
+        Event::NoteDeleted,
+    ];
+
+    /// The name stored in `audit_log.event` and used in the admin filter.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Event::SignIn => "sign_in",
+            Event::SignInRefused => "sign_in_refused",
+            Event::AccessDenied => "access_denied",
+            Event::SignOut => "sign_out",
+            Event::SessionRevoked => "session_revoked",
+            Event::NoteCreated => "note_created",
+            Event::NoteDeleted => "note_deleted",
+        }
+    }
+}
+
+/// Every event name, for filters and tests.
 pub const EVENTS: [&str; 7] = [
-    "sign_in",
-    "sign_in_refused",
-    "access_denied",
-    "sign_out",
-    "session_revoked",
-    "note_created",
-    "note_deleted",
+    Event::SignIn.name(),
+    Event::SignInRefused.name(),
+    Event::AccessDenied.name(),
+    Event::SignOut.name(),
+    Event::SessionRevoked.name(),
+    Event::NoteCreated.name(),
+    Event::NoteDeleted.name(),
 ];
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct NewEntry {
-    pub event: &'static str,
+    pub event: Event,
     pub user_id: Option<String>,
     pub user_name: Option<String>,
     pub client_ip: Option<String>,
@@ -45,7 +82,7 @@ pub async fn insert(pool: &Pool, entry: &NewEntry) -> Result<(), sqlx::Error> {
     )
     .bind(crate::db::new_id())
     .bind(now())
-    .bind(entry.event)
+    .bind(entry.event.name())
     .bind(&entry.user_id)
     .bind(&entry.user_name)
     .bind(&entry.client_ip)

@@ -3,7 +3,7 @@
 use crate::db::Pool;
 use serde::Serialize;
 
-use crate::auth::id_token::now;
+use crate::clock::now;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Note {
@@ -125,4 +125,13 @@ pub async fn delete(pool: &Pool, id: &str) -> Result<bool, sqlx::Error> {
         .execute(pool)
         .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Notes per author, most prolific first (the reports page).
+pub async fn count_by_author(pool: &Pool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as::<_, (String, i64)>(
+        "SELECT author_name, COUNT(*) AS n FROM notes GROUP BY author_name ORDER BY n DESC, author_name LIMIT 100",
+    )
+    .fetch_all(pool)
+    .await
 }

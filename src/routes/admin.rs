@@ -9,15 +9,15 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::Audit;
-use crate::auth::id_token::now;
-use crate::auth::{Admin, RequireRole};
 use crate::chart;
+use crate::clock::now;
 use crate::csrf::{self, CsrfForm};
 use crate::db::audit::{self as audit_db, EVENTS, Filter};
 use crate::error::AppError;
 use crate::routes::notes::{check_csrf, see_other};
 use crate::session_store::Sessions;
 use crate::templates::{Templates, base_context, format_time};
+use rolegate_auth::{Admin, RequireRole};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin", web::get().to(admin))
@@ -166,7 +166,7 @@ async fn revoke_session(
     audit
         .record(
             &req,
-            "session_revoked",
+            crate::db::audit::Event::SessionRevoked,
             Some(&admin),
             format!("session {short}… of {sub}"),
         )
@@ -189,7 +189,7 @@ async fn revoke_user(
     audit
         .record(
             &req,
-            "session_revoked",
+            crate::db::audit::Event::SessionRevoked,
             Some(&admin),
             format!("all {count} session(s) of {sub}"),
         )

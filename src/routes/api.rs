@@ -3,16 +3,16 @@
 
 use crate::db::Pool;
 use actix_session::Session;
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
 use crate::audit::Audit;
-use crate::auth::{Admin, CurrentUser, Read, RequireRole, User, Write};
 use crate::csrf;
 use crate::db::notes::{self, NewNote};
 use crate::error::ApiError;
-use crate::routes::notes::{PageQuery, author_id};
+use crate::notes::Via;
+use crate::routes::notes::PageQuery;
+use rolegate_auth::{Admin, CurrentUser, Read, RequireRole, User, Write};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/me", web::get().to(me))
@@ -29,7 +29,7 @@ struct Me<'a> {
     roles: &'a [String],
     tid: Option<&'a str>,
     oid: Option<&'a str>,
-    access_level: Option<&'static str>,
+    access_level: Option<&'a str>,
     /// For cookie-authenticated clients: the token their writes must send.
     #[serde(skip_serializing_if = "Option::is_none")]
     csrf_token: Option<String>,
@@ -46,7 +46,7 @@ async fn me(user: CurrentUser, session: Session) -> HttpResponse {
             roles: &u.roles,
             tid: u.tid.as_deref(),
             oid: u.oid.as_deref(),
-            access_level: u.level.map(|l| l.label()),
+            access_level: u.role().map(|_| crate::templates::access_label(u)),
             csrf_token: (!u.bearer).then(|| csrf::token(&session)),
         })
 }
@@ -86,23 +86,8 @@ async fn create(
     audit: web::Data<Audit>,
 ) -> Result<HttpResponse, ApiError> {
     check_csrf(&req, &session, &user)?;
-    let valid = body.into_inner().validate().map_err(|errors| {
-        let detail = errors
-            .iter()
-            .map(|(f, m)| format!("{f}: {m}"))
-            .collect::<Vec<_>>()
-            .join(" ");
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", detail)
-    })?;
-    let note = notes::create(&pool, &valid, &author_id(&user), &user.name).await?;
-    audit
-        .record(
-            &req,
-            "note_created",
-            Some(&user),
-            format!("note {} \"{}\" (api)", note.id, note.title),
-        )
-        .await;
+    let note =
+        crate::notes::create(&pool, &audit, &req, &user, body.into_inner(), Via::Api).await?;
     Ok(HttpResponse::Created().json(note))
 }
 
@@ -116,19 +101,6 @@ async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     check_csrf(&req, &session, &user)?;
     let id = path.into_inner();
-    let note = notes::find(&pool, &id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    if !notes::delete(&pool, &id).await? {
-        return Err(ApiError::not_found());
-    }
-    audit
-        .record(
-            &req,
-            "note_deleted",
-            Some(&user),
-            format!("note {} \"{}\" (api)", note.id, note.title),
-        )
-        .await;
+    crate::notes::delete(&pool, &audit, &req, &user, &id, Via::Api).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::auth::CurrentUser;
 use crate::templates::{Templates, base_context};
+use rolegate_auth::CurrentUser;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(index));

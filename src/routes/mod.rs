@@ -5,6 +5,7 @@ pub mod api;
 pub mod health;
 pub mod home;
 pub mod notes;
+pub mod reports;
 
 use std::sync::Arc;
 
@@ -12,8 +13,8 @@ use actix_files::Files;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::auth::{AccessLevel, MaybeUser, RequireRoleLayer};
 use crate::templates::{Templates, base_context};
+use rolegate_auth::{MaybeUser, Read, RequireRoleLayer, Role};
 
 /// Registers the session-backed routes of this crate (the auth routes come from
 /// `Auth::configure`; `/healthz` and `/static` are mounted outside the session layer).
@@ -22,6 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     api::configure(cfg);
     admin::configure(cfg);
     notes::configure(cfg);
+    reports::configure(cfg);
     dash(cfg);
 }
 
@@ -31,9 +33,8 @@ pub async fn not_found(
     _user: MaybeUser,
     templates: web::Data<Arc<Templates>>,
 ) -> HttpResponse {
-    if req.path().starts_with("/api/") {
-        return HttpResponse::NotFound()
-            .json(serde_json::json!({"error": "not_found", "detail": "No such endpoint."}));
+    if rolegate_auth::wants_json(&req) {
+        return rolegate_auth::json_error(StatusCode::NOT_FOUND, "not_found", "No such endpoint.");
     }
     let mut ctx = base_context(&req);
     ctx.insert("title", "Page not found");
@@ -47,7 +48,7 @@ pub const DASH_DIR: &str = "static/dash";
 fn dash(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/dash")
-            .wrap(RequireRoleLayer::new(AccessLevel::Read))
+            .wrap(RequireRoleLayer::new(Read::NAME))
             .service(Files::new("/", DASH_DIR).index_file("index.html")),
     );
 }

@@ -9,11 +9,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::Audit;
-use crate::auth::{AccessLevel, Admin, Read, RequireRole, User, Write};
 use crate::csrf::{self, CsrfForm};
 use crate::db::notes::{self, NewNote, Note};
 use crate::error::AppError;
+use crate::notes::{NotesError, Via};
 use crate::templates::{Templates, base_context, format_time};
+use rolegate_auth::{Admin, Read, RequireRole, User, Write};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/notes", web::get().to(list))
@@ -95,8 +96,8 @@ async fn render(
     );
     ctx.insert("page", &page);
     ctx.insert("more", &more);
-    ctx.insert("can_write", &deps.user.has(AccessLevel::Write));
-    ctx.insert("can_delete", &deps.user.has(AccessLevel::Admin));
+    ctx.insert("can_write", &deps.user.is::<Write>());
+    ctx.insert("can_delete", &deps.user.is::<Admin>());
     ctx.insert("csrf_token", &csrf::token(deps.session));
     ctx.insert("form", &form);
     ctx.insert("title_max", &notes::TITLE_MAX);
@@ -148,11 +149,12 @@ async fn create(
         title: form.title.clone(),
         body: form.body.clone(),
     };
-    match submitted.validate() {
-        Err(errors) => {
+    match crate::notes::create(&pool, &audit, &req, &user, submitted, Via::Page).await {
+        Ok(_) => Ok(see_other("/notes")),
+        Err(NotesError::Invalid(errors)) => {
             let state = FormState {
-                title: submitted.title,
-                body: submitted.body,
+                title: form.title.trim().to_owned(),
+                body: form.body.trim_end().to_owned(),
                 errors: errors.into_iter().map(|(f, m)| (f.to_owned(), m)).collect(),
             };
             let deps = Deps {
@@ -164,18 +166,7 @@ async fn create(
             };
             render(deps, 1, state, StatusCode::UNPROCESSABLE_ENTITY).await
         }
-        Ok(valid) => {
-            let note = notes::create(&pool, &valid, &author_id(&user), &user.name).await?;
-            audit
-                .record(
-                    &req,
-                    "note_created",
-                    Some(&user),
-                    format!("note {} \"{}\"", note.id, note.title),
-                )
-                .await;
-            Ok(see_other("/notes"))
-        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -190,24 +181,8 @@ async fn delete(
 ) -> Result<HttpResponse, AppError> {
     check_csrf(&req, &session, &form.csrf_token, &user)?;
     let id = path.into_inner();
-    let note = notes::find(&pool, &id).await?.ok_or(AppError::NotFound)?;
-    if !notes::delete(&pool, &id).await? {
-        return Err(AppError::NotFound);
-    }
-    audit
-        .record(
-            &req,
-            "note_deleted",
-            Some(&user),
-            format!("note {} \"{}\"", note.id, note.title),
-        )
-        .await;
+    crate::notes::delete(&pool, &audit, &req, &user, &id, Via::Page).await?;
     Ok(see_other("/notes"))
-}
-
-/// The stable id of a user for authorship and audit: Entra's `oid`, else `sub`.
-pub fn author_id(user: &User) -> String {
-    user.oid.clone().unwrap_or_else(|| user.sub.clone())
 }
 
 pub fn see_other(location: &str) -> HttpResponse {

@@ -18,8 +18,8 @@ use sha2::{Digest, Sha256};
 pub use self::redis::RedisSessionStore;
 pub use self::sql::SqlSessionStore;
 use crate::audit::ClientInfo;
-use crate::auth::User;
-use crate::auth::id_token::now;
+use crate::clock::now;
+use rolegate_auth::User;
 
 type State = HashMap<String, String>;
 
@@ -45,7 +45,7 @@ fn expires_at(ttl: &Duration) -> i64 {
 
 /// The signed-in subject, indexed so sessions can be listed and revoked per user.
 fn user_sub(state: &State) -> Option<String> {
-    let raw = state.get("rg.user")?;
+    let raw = state.get(rolegate_auth::SESSION_USER_KEY)?;
     let value: serde_json::Value = serde_json::from_str(raw).ok()?;
     value.get("sub")?.as_str().map(str::to_owned)
 }
@@ -63,13 +63,13 @@ pub struct ActiveSession {
 }
 
 fn to_active(id: String, state: &State, updated_at: i64, expires_at: i64) -> Option<ActiveSession> {
-    let user: User = serde_json::from_str(state.get("rg.user")?).ok()?;
+    let user: User = serde_json::from_str(state.get(rolegate_auth::SESSION_USER_KEY)?).ok()?;
     let client = state
         .get(crate::audit::CLIENT_KEY)
         .and_then(|c| serde_json::from_str(c).ok())
         .unwrap_or_default();
     let last_seen = state
-        .get("rg.seen")
+        .get(rolegate_auth::SESSION_SEEN_KEY)
         .and_then(|s| s.parse().ok())
         .unwrap_or(updated_at);
     Some(ActiveSession {

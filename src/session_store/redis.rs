@@ -10,7 +10,7 @@ use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::{ActiveSession, Row, State, to_active, user_sub};
-use crate::auth::id_token::now;
+use crate::clock::now;
 
 const ACTIVE: &str = "rolegate:active";
 

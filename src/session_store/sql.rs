@@ -2,7 +2,7 @@
 //! and revoked.
 
 use super::{ActiveSession, Row, State, to_active};
-use crate::auth::id_token::now;
+use crate::clock::now;
 use crate::db::Pool;
 
 /// Sessions in the `sessions` table of the configured database.

@@ -14,12 +14,12 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 use url::Url;
 
-use super::config::AuthConfig;
-use super::error::{AuthError, TokenError};
+use crate::config::AuthConfig;
+use crate::error::{AuthError, TokenError};
 
 /// The parts of the discovery document rolegate uses.
 #[derive(Debug, Clone, Deserialize)]
-pub struct ProviderMetadata {
+pub(crate) struct ProviderMetadata {
     pub issuer: String,
     pub authorization_endpoint: Url,
     pub token_endpoint: Url,
@@ -35,7 +35,7 @@ pub struct ProviderMetadata {
 }
 
 /// Entra's multi-tenant issuers carry this placeholder, replaced by the token's `tid`.
-pub const TENANT_PLACEHOLDER: &str = "{tenantid}";
+pub(crate) const TENANT_PLACEHOLDER: &str = "{tenantid}";
 
 impl ProviderMetadata {
     /// Checks that the document describes the configured authority and that every endpoint
@@ -61,7 +61,7 @@ impl ProviderMetadata {
             ("token_endpoint", &self.token_endpoint),
             ("jwks_uri", &self.jwks_uri),
         ] {
-            if !secure_or_loopback(url) {
+            if !is_secure_or_loopback(url) {
                 return Err(format!("{name} must use https: {url}"));
             }
         }
@@ -77,8 +77,9 @@ impl ProviderMetadata {
     }
 }
 
-/// https, or plain http on a loopback host (local development and tests only).
-pub fn secure_or_loopback(url: &Url) -> bool {
+/// https, or plain http on a loopback host (local development and tests only): the rule for
+/// every URL the module talks to, exported so hosts can check their own settings the same way.
+pub fn is_secure_or_loopback(url: &Url) -> bool {
     match url.scheme() {
         "https" => true,
         "http" => is_loopback_host(url),
@@ -86,6 +87,7 @@ pub fn secure_or_loopback(url: &Url) -> bool {
     }
 }
 
+/// Whether the URL's host is `localhost` or a loopback address.
 pub fn is_loopback_host(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
@@ -96,7 +98,7 @@ pub fn is_loopback_host(url: &Url) -> bool {
 }
 
 /// A verification key from the JWKS, decoded once.
-pub struct CachedKey {
+pub(crate) struct CachedKey {
     pub key: DecodingKey,
     /// The `alg` the JWK pins, if any; a token must then use exactly it.
     pub alg: Option<Algorithm>,
@@ -110,7 +112,7 @@ struct KeySet {
 }
 
 /// JWKS cache with a rate-limited refetch on unknown `kid`.
-pub struct KeyCache {
+pub(crate) struct KeyCache {
     jwks_uri: Url,
     keys: RwLock<KeySet>,
     last_fetch: RwLock<Instant>,
@@ -166,7 +168,7 @@ impl KeyCache {
     }
 
     /// The key for `kid`; refetches the set once per cool-down when the kid is unknown.
-    pub async fn key_for(
+    pub(crate) async fn key_for(
         &self,
         http: &reqwest::Client,
         kid: Option<&str>,
@@ -212,7 +214,7 @@ impl KeyCache {
 }
 
 /// A discovered provider: its metadata and keys.
-pub struct Provider {
+pub(crate) struct Provider {
     pub metadata: ProviderMetadata,
     pub keys: KeyCache,
 }
@@ -220,7 +222,7 @@ pub struct Provider {
 impl Provider {
     /// Whether the token endpoint wants the client secret in the POST body (Entra, and any
     /// provider that lists `client_secret_post`) rather than HTTP Basic.
-    pub fn secret_in_body(&self) -> bool {
+    pub(crate) fn secret_in_body(&self) -> bool {
         self.metadata
             .token_endpoint_auth_methods_supported
             .iter()
@@ -229,13 +231,13 @@ impl Provider {
 }
 
 /// Lazily discovered provider, shared by all workers.
-pub struct ProviderHandle {
+pub(crate) struct ProviderHandle {
     current: RwLock<Option<Arc<Provider>>>,
     last_attempt: tokio::sync::Mutex<Option<(Instant, String)>>,
 }
 
 impl ProviderHandle {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         ProviderHandle {
             current: RwLock::new(None),
             last_attempt: tokio::sync::Mutex::new(None),
@@ -244,7 +246,7 @@ impl ProviderHandle {
 
     /// The provider, discovering it first if needed. While it is unreachable, attempts are
     /// spaced by `config.discovery_retry` and the last error is returned in between.
-    pub async fn get(
+    pub(crate) async fn get(
         &self,
         config: &AuthConfig,
         http: &reqwest::Client,
@@ -280,7 +282,7 @@ impl ProviderHandle {
     }
 
     /// The provider if already discovered; never calls out.
-    pub fn cached(&self) -> Option<Arc<Provider>> {
+    pub(crate) fn cached(&self) -> Option<Arc<Provider>> {
         self.current.read().ok().and_then(|c| c.clone())
     }
 }
@@ -321,7 +323,7 @@ async fn discover(config: &AuthConfig, http: &reqwest::Client) -> Result<Provide
 }
 
 /// A short reason for a failed provider call, without the URL's query (which may hold a code).
-pub fn describe_reqwest(e: &reqwest::Error) -> String {
+pub(crate) fn describe_reqwest(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         "timed out".to_owned()
     } else if e.is_connect() {

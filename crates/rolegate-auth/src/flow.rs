@@ -15,15 +15,15 @@ use oauth2::{
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::config::AuthConfig;
-use super::error::AuthError;
-use super::id_token::{self, Claims, Expectations};
-use super::metadata::{Provider, TENANT_PLACEHOLDER, describe_reqwest};
-use super::session::PendingLogin;
+use crate::config::AuthConfig;
+use crate::error::AuthError;
+use crate::id_token::{self, Claims, Expectations};
+use crate::metadata::{Provider, TENANT_PLACEHOLDER, describe_reqwest};
+use crate::session::PendingLogin;
 
 /// oauth2's standard token response drops `id_token`; this keeps it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct IdTokenFields {
+pub(crate) struct IdTokenFields {
     #[serde(default)]
     pub id_token: Option<String>,
 }
@@ -60,7 +60,7 @@ fn client(config: &AuthConfig, provider: &Provider) -> OidcClient<EndpointSet, E
 }
 
 /// Builds the authorization URL with fresh state, nonce and PKCE S256 challenge.
-pub fn begin(
+pub(crate) fn begin(
     config: &AuthConfig,
     provider: &Provider,
     next: String,
@@ -91,7 +91,7 @@ pub fn begin(
 /// The callback's query, parsed strictly: duplicates, control characters, invalid UTF-8 and
 /// oversized values are refused before anything else looks at them.
 #[derive(Debug, Default)]
-pub struct CallbackParams {
+pub(crate) struct CallbackParams {
     pub code: Option<String>,
     pub state: Option<String>,
     pub error: Option<String>,
@@ -102,7 +102,7 @@ pub struct CallbackParams {
 const MAX_QUERY_LEN: usize = 16 * 1024;
 
 impl CallbackParams {
-    pub fn parse(query: &str) -> Result<CallbackParams, AuthError> {
+    pub(crate) fn parse(query: &str) -> Result<CallbackParams, AuthError> {
         if query.len() > MAX_QUERY_LEN {
             return Err(AuthError::BadCallback("the query string is too long"));
         }
@@ -145,7 +145,7 @@ impl CallbackParams {
 }
 
 /// RFC 9207: when the provider sends `iss` it must be ours; when it promises to, it must.
-pub fn check_iss_param(provider: &Provider, iss: Option<&str>) -> Result<(), AuthError> {
+pub(crate) fn check_iss_param(provider: &Provider, iss: Option<&str>) -> Result<(), AuthError> {
     let issuer = &provider.metadata.issuer;
     match iss {
         Some(iss) if issuer.contains(TENANT_PLACEHOLDER) => {
@@ -175,7 +175,7 @@ pub fn check_iss_param(provider: &Provider, iss: Option<&str>) -> Result<(), Aut
 
 /// Redeems the code (with the PKCE verifier and client secret) and validates the ID token.
 /// Returns the raw ID token too, for `id_token_hint` at sign-out.
-pub async fn redeem(
+pub(crate) async fn redeem(
     config: &AuthConfig,
     provider: &Provider,
     http: &reqwest::Client,

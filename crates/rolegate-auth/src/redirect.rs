@@ -8,7 +8,7 @@ const MAX_NEXT_LEN: usize = 2048;
 /// Browsers treat `//host`, `/\host` and backslashes as other origins, and some servers decode
 /// `%2F`/`%5C` before routing, so all of those are refused along with schemes and control
 /// characters.
-pub fn safe_next(next: &str) -> String {
+pub(crate) fn safe_next(next: &str) -> String {
     if is_safe_next(next) {
         next.to_owned()
     } else {

@@ -6,32 +6,32 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use super::session::User;
+use crate::session::User;
 
 /// Longest a verified token is trusted without checking it again.
 const MAX_AGE_SECS: i64 = 300;
 
-pub struct TokenCache {
+pub(crate) struct TokenCache {
     entries: RwLock<HashMap<String, (Arc<User>, i64)>>,
     capacity: usize,
 }
 
 impl TokenCache {
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         TokenCache {
             entries: RwLock::new(HashMap::new()),
             capacity,
         }
     }
 
-    pub fn get(&self, token: &str, now: i64) -> Option<Arc<User>> {
+    pub(crate) fn get(&self, token: &str, now: i64) -> Option<Arc<User>> {
         let entries = self.entries.read().ok()?;
         let (user, until) = entries.get(token)?;
         (*until > now).then(|| user.clone())
     }
 
     /// Remembers a validated token until `min(exp, now + 5 min)`.
-    pub fn put(&self, token: &str, user: Arc<User>, exp: i64, now: i64) {
+    pub(crate) fn put(&self, token: &str, user: Arc<User>, exp: i64, now: i64) {
         let Ok(mut entries) = self.entries.write() else {
             return;
         };

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 /// No redirects (a redirect could carry the client secret or code elsewhere) and hard timeouts
 /// (a hanging provider must not hold a worker).
-pub fn provider_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+pub(crate) fn provider_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(timeout)

@@ -7,33 +7,43 @@ use std::sync::Arc;
 use actix_session::Session;
 use serde::{Deserialize, Serialize};
 
-use super::id_token::Claims;
-use super::roles::AccessLevel;
+use crate::id_token::Claims;
+use crate::roles::{Role, RoleHierarchy};
 
-const USER_KEY: &str = "rg.user";
+/// The session entry that holds the signed-in [`User`] as JSON: for session stores that index
+/// or list sessions by user.
+pub const SESSION_USER_KEY: &str = "rg.user";
+/// The session entry that holds the unix time of the last request (written at most once a minute).
+pub const SESSION_SEEN_KEY: &str = "rg.seen";
+const USER_KEY: &str = SESSION_USER_KEY;
+const SEEN_KEY: &str = SESSION_SEEN_KEY;
 const ID_TOKEN_KEY: &str = "rg.idt";
-const SEEN_KEY: &str = "rg.seen";
 const PENDING_KEY: &str = "rg.pending";
 
 /// Sign-ins one browser may have in flight at once (tabs); older ones are dropped.
 const MAX_PENDING: usize = 5;
 
 /// How stale `last seen` may get before it is written again: keeps the hot path write-free.
-pub const SEEN_WRITE_INTERVAL_SECS: i64 = 60;
+pub(crate) const SEEN_WRITE_INTERVAL_SECS: i64 = 60;
 
-/// A signed-in user, as handlers see it.
+/// A signed-in user (or Bearer caller), as handlers see it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct User {
+    /// The token's `sub` (pairwise in Entra: differs per app).
     pub sub: String,
+    /// Entra's object id: stable across apps of the tenant.
     pub oid: Option<String>,
+    /// Entra's tenant id.
     pub tid: Option<String>,
+    /// Display name (`name`, else `preferred_username`, else `sub`).
     pub name: String,
+    /// The sign-in name (`preferred_username`).
     pub preferred_username: Option<String>,
+    /// The `email` claim, when the provider sends it.
     pub email: Option<String>,
-    /// The token's `roles`, exactly as sent.
+    /// The app role values this user holds (from the configured role source), exactly as sent.
     pub roles: Vec<String>,
-    /// The highest app role held; `None` only for Bearer callers without an app role.
-    pub level: Option<AccessLevel>,
+    /// The provider's session id, for sign-out.
     pub sid: Option<String>,
     /// Unix time of sign-in (0 for Bearer callers).
     pub signed_in_at: i64,
@@ -43,11 +53,21 @@ pub struct User {
     /// CSRF token applies).
     #[serde(default, skip_serializing)]
     pub bearer: bool,
+    /// Where the user stands in the configured hierarchy, computed on every request from
+    /// `roles`, so a changed hierarchy takes effect without new sign-ins.
+    #[serde(skip)]
+    level: Option<Level>,
+}
+
+/// A position in a [`RoleHierarchy`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Level {
+    rank: usize,
+    hierarchy: RoleHierarchy,
 }
 
 impl User {
-    pub fn from_claims(claims: &Claims, signed_in_at: i64) -> User {
-        let roles = claims.roles.clone().unwrap_or_default();
+    pub(crate) fn from_claims(claims: &Claims, roles: Vec<String>, signed_in_at: i64) -> User {
         User {
             sub: claims.sub.clone(),
             oid: claims.oid.clone(),
@@ -59,23 +79,53 @@ impl User {
                 .unwrap_or_else(|| claims.sub.clone()),
             preferred_username: claims.preferred_username.clone(),
             email: claims.email.clone(),
-            level: AccessLevel::from_roles(&roles),
             roles,
             sid: claims.sid.clone(),
             signed_in_at,
             token_expires_at: claims.exp,
             bearer: false,
+            level: None,
         }
     }
 
-    pub fn has(&self, needed: AccessLevel) -> bool {
-        self.level.is_some_and(|l| l.allows(needed))
+    /// Places the user in `hierarchy` (done by the module on every request).
+    pub(crate) fn rank_in(&mut self, hierarchy: &RoleHierarchy) {
+        self.level = hierarchy.highest(&self.roles).map(|rank| Level {
+            rank,
+            hierarchy: hierarchy.clone(),
+        });
+    }
+
+    /// The id to key your data by: Entra's `oid` (the same in every app of the tenant), else `sub`.
+    pub fn stable_id(&self) -> &str {
+        self.oid.as_deref().unwrap_or(&self.sub)
+    }
+
+    /// The highest app role value held, if any.
+    pub fn role(&self) -> Option<&str> {
+        let level = self.level.as_ref()?;
+        level.hierarchy.name(level.rank)
+    }
+
+    /// Whether the user holds `role` or a role above it. An unknown name grants nothing.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.level.as_ref().is_some_and(|level| {
+            level
+                .hierarchy
+                .rank(role)
+                .is_some_and(|needed| level.rank >= needed)
+        })
+    }
+
+    /// Whether the user holds at least the role marker `R` (`user.is::<Write>()`).
+    pub fn is<R: Role>(&self) -> bool {
+        self.has_role(R::NAME)
     }
 }
 
 /// What must survive the round trip to the provider for one sign-in.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PendingLogin {
+pub(crate) struct PendingLogin {
     pub state: String,
     pub nonce: String,
     pub pkce_verifier: String,
@@ -85,13 +135,13 @@ pub struct PendingLogin {
 
 /// Data kept for sign-out (`id_token_hint`, `logout_hint`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LogoutHints {
+pub(crate) struct LogoutHints {
     pub id_token: String,
     pub login_hint: Option<String>,
 }
 
 /// Typed access to the session entries the auth module owns.
-pub struct AuthSession<'a>(pub &'a Session);
+pub(crate) struct AuthSession<'a>(pub &'a Session);
 
 impl AuthSession<'_> {
     pub fn user(&self) -> Option<User> {
@@ -140,10 +190,6 @@ impl AuthSession<'_> {
         Some(found)
     }
 
-    pub fn has_pending(&self) -> bool {
-        self.0.contains_key(PENDING_KEY)
-    }
-
     fn pending(&self) -> Vec<PendingLogin> {
         self.0
             .get::<Vec<PendingLogin>>(PENDING_KEY)
@@ -176,3 +222,10 @@ impl AuthSession<'_> {
 /// read the session once.
 #[derive(Clone)]
 pub(crate) struct Resolved(pub Option<Arc<User>>);
+
+/// The caller a guard or extractor already resolved on this request, without reading the
+/// session again (for page layouts that show who is signed in).
+pub fn resolved_user(req: &actix_web::HttpRequest) -> Option<Arc<User>> {
+    use actix_web::HttpMessage;
+    req.extensions().get::<Resolved>().and_then(|r| r.0.clone())
+}

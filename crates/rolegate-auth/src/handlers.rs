@@ -5,18 +5,20 @@ use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
 
-use super::error::AuthError;
-use super::flow::{self, CallbackParams};
-use super::id_token::{Claims, now};
-use super::redirect::safe_next;
-use super::session::{AuthSession, LogoutHints, User};
-use super::{Auth, LoginPage};
+use crate::Auth;
+use crate::error::AuthError;
+use crate::flow::{self, CallbackParams};
+use crate::id_token::{Claims, now};
+use crate::pages::LoginPage;
+use crate::redirect::safe_next;
+use crate::roles::RoleReadError;
+use crate::session::{AuthSession, LogoutHints, User};
 
 /// Short-lived cookie that tells the sign-in page to say "you are signed out".
 const FLASH_COOKIE: &str = "rolegate_flash";
 
 /// `GET /login`: a page whose link starts a fresh sign-in at the provider.
-pub async fn login(req: HttpRequest, session: Session) -> HttpResponse {
+pub(crate) async fn login(req: HttpRequest, session: Session) -> HttpResponse {
     let Some(auth) = req.app_data::<Auth>() else {
         return HttpResponse::InternalServerError().finish();
     };
@@ -51,7 +53,7 @@ pub async fn login(req: HttpRequest, session: Session) -> HttpResponse {
         }
     };
     if signed_out {
-        let mut gone = flash_cookie("");
+        let mut gone = flash_cookie(auth.config().login_path(), "");
         gone.make_removal();
         let _ = response.add_cookie(&gone);
     }
@@ -59,13 +61,13 @@ pub async fn login(req: HttpRequest, session: Session) -> HttpResponse {
 }
 
 /// The redirect path (`/getAToken`): checks everything the provider sent, then signs in.
-pub async fn callback(req: HttpRequest, session: Session) -> HttpResponse {
+pub(crate) async fn callback(req: HttpRequest, session: Session) -> HttpResponse {
     let Some(auth) = req.app_data::<Auth>() else {
         return HttpResponse::InternalServerError().finish();
     };
     match complete(&req, &session, auth).await {
         Ok((user, next)) => {
-            tracing::info!(sub = %user.sub, oid = ?user.oid, level = ?user.level, "signed in");
+            tracing::info!(sub = %user.sub, oid = ?user.oid, role = ?user.role(), "signed in");
             auth.events().signed_in(&req, &user).await;
             HttpResponse::Found()
                 .insert_header((header::LOCATION, next))
@@ -125,9 +127,18 @@ async fn complete(
         flow::redeem(auth.config(), &provider, auth.http(), &pending, code)
             .await
             .map_err(|e| (e, None))?;
-    let user = User::from_claims(&claims, now);
-    if user.level.is_none() {
-        return Err((AuthError::NoAppRole, Some(Box::new(claims))));
+    let config = auth.config();
+    let roles = match config.role_source.read(&claims) {
+        Ok(roles) => roles,
+        Err(RoleReadError::GroupsOverage) => {
+            return Err((AuthError::GroupsOverage, Some(Box::new(claims))));
+        }
+    };
+    let mut user = User::from_claims(&claims, roles, now);
+    user.rank_in(&config.roles);
+    if user.role().is_none() {
+        let any_of = config.roles.names().join(", ");
+        return Err((AuthError::NoAppRole(any_of), Some(Box::new(claims))));
     }
     let hints = LogoutHints {
         id_token: raw_id_token,
@@ -140,7 +151,7 @@ async fn complete(
 }
 
 /// `GET /logout`: ends the server-side session, then signs out at the provider.
-pub async fn logout(req: HttpRequest, session: Session) -> HttpResponse {
+pub(crate) async fn logout(req: HttpRequest, session: Session) -> HttpResponse {
     let Some(auth) = req.app_data::<Auth>() else {
         return HttpResponse::InternalServerError().finish();
     };
@@ -176,18 +187,18 @@ pub async fn logout(req: HttpRequest, session: Session) -> HttpResponse {
             }
             url.to_string()
         }
-        None => config.login_path().to_owned(),
+        None => config.login_path.clone(),
     };
     HttpResponse::Found()
         .insert_header((header::LOCATION, location))
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .cookie(flash_cookie("signed_out"))
+        .cookie(flash_cookie(config.login_path(), "signed_out"))
         .finish()
 }
 
-fn flash_cookie(value: &str) -> Cookie<'static> {
+fn flash_cookie(login_path: &str, value: &str) -> Cookie<'static> {
     Cookie::build(FLASH_COOKIE, value.to_owned())
-        .path("/login")
+        .path(login_path.to_owned())
         .http_only(true)
         .same_site(SameSite::Lax)
         .max_age(CookieDuration::minutes(5))

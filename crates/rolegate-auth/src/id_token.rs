@@ -7,8 +7,8 @@
 use jsonwebtoken::{Algorithm, Validation, decode, decode_header, errors::ErrorKind};
 use serde::Deserialize;
 
-use super::error::TokenError;
-use super::metadata::{Provider, TENANT_PLACEHOLDER};
+use crate::error::TokenError;
+use crate::metadata::{Provider, TENANT_PLACEHOLDER};
 
 /// Asymmetric algorithms only: never `none`, never HS* (an HMAC "signed" with the public key).
 const ALLOWED_ALGORITHMS: [Algorithm; 8] = [
@@ -22,8 +22,9 @@ const ALLOWED_ALGORITHMS: [Algorithm; 8] = [
     Algorithm::ES384,
 ];
 
-/// Claims rolegate reads. Unknown claims are ignored.
+/// The claims rolegate reads from a verified token; unknown claims are ignored.
 #[derive(Debug, Clone, Deserialize)]
+#[allow(missing_docs)] // standard claim names (OpenID Connect Core 2, 5.1; Entra's oid/tid)
 pub struct Claims {
     // Presence of iss, sub, aud and exp is enforced by jsonwebtoken's required claims, which
     // runs after deserialisation; defaults here let that check report the missing claim.
@@ -59,13 +60,40 @@ pub struct Claims {
     pub sid: Option<String>,
     #[serde(default)]
     pub login_hint: Option<String>,
+    /// Group object ids (Entra `groups` claim), when the app registration emits them.
+    #[serde(default)]
+    pub groups: Option<Vec<String>>,
+    /// Distributed claims: Entra names `groups` here when a user is in too many groups.
+    #[serde(default, rename = "_claim_names")]
+    pub claim_names: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Entra's overage marker in implicit-flow tokens.
+    #[serde(default)]
+    pub hasgroups: Option<bool>,
+}
+
+impl Claims {
+    /// Entra's `oid` (the same in every app of the tenant), else `sub`.
+    pub fn stable_id(&self) -> &str {
+        self.oid.as_deref().unwrap_or(&self.sub)
+    }
+
+    /// Whether the token says its `groups` claim was left out for size (groups overage).
+    pub fn groups_overage(&self) -> bool {
+        self.hasgroups == Some(true)
+            || self
+                .claim_names
+                .as_ref()
+                .is_some_and(|names| names.contains_key("groups"))
+    }
 }
 
 /// `aud` is a string or an array of strings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum Audience {
+    /// A single audience.
     One(String),
+    /// Several audiences.
     Many(Vec<String>),
 }
 
@@ -76,6 +104,7 @@ impl Default for Audience {
 }
 
 impl Audience {
+    /// Every audience, as a slice.
     pub fn values(&self) -> &[String] {
         match self {
             Audience::One(a) => std::slice::from_ref(a),
@@ -85,7 +114,7 @@ impl Audience {
 }
 
 /// What a token must satisfy beyond its signature.
-pub struct Expectations<'a> {
+pub(crate) struct Expectations<'a> {
     pub audience: &'a str,
     /// The client id, checked against `azp` when present (ID tokens).
     pub authorized_party: Option<&'a str>,
@@ -96,7 +125,7 @@ pub struct Expectations<'a> {
 }
 
 /// Verifies `token` against the provider's keys and `expect`.
-pub async fn validate(
+pub(crate) async fn validate(
     token: &str,
     provider: &Provider,
     http: &reqwest::Client,
@@ -131,7 +160,7 @@ pub async fn validate(
 }
 
 /// The checks jsonwebtoken does not do, on already signature-checked claims.
-pub fn check_claims(
+pub(crate) fn check_claims(
     claims: &Claims,
     discovered_issuer: &str,
     expect: &Expectations<'_>,
@@ -217,7 +246,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-pub fn now() -> i64 {
+/// Unix seconds now; 0 if the clock is before 1970.
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

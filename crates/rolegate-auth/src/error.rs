@@ -1,12 +1,13 @@
 //! Everything that can go wrong in sign-in, one variant per failed check.
 //!
 //! Each error knows its HTTP status, a stable `reason` code (for logs, audit rows and tests),
-//! and what the user can do about it. Pages are rendered by the host through [`super::AuthPages`].
+//! and what the user can do about it. Pages are rendered by the host through [`crate::AuthPages`].
 
 use actix_web::http::StatusCode;
 
 /// Why an ID token or access token was rejected.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // each variant's message is its documentation
 pub enum TokenError {
     #[error("the token is not a well-formed JWT")]
     Malformed,
@@ -45,6 +46,7 @@ pub enum TokenError {
 }
 
 impl TokenError {
+    /// Stable machine-readable code, for logs, audit rows and tests.
     pub fn reason(&self) -> &'static str {
         match self {
             TokenError::Malformed => "malformed_token",
@@ -70,6 +72,7 @@ impl TokenError {
 
 /// A failed sign-in, sign-out or provider call.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // each variant's message is its documentation
 pub enum AuthError {
     #[error("the identity provider returned an error: {code}")]
     ProviderError {
@@ -96,8 +99,12 @@ pub enum AuthError {
     MissingIdToken,
     #[error("the ID token was rejected: {0}")]
     InvalidIdToken(#[from] TokenError),
-    #[error("the user holds no app role of this application")]
-    NoAppRole,
+    #[error("the user holds no app role of this application (any of: {0})")]
+    NoAppRole(String),
+    #[error(
+        "the token's groups claim was left out (groups overage) and no Graph token is available to read the memberships"
+    )]
+    GroupsOverage,
     #[error("the identity provider is unreachable: {0}")]
     ProviderUnavailable(String),
     #[error("the session could not be read or written: {0}")]
@@ -105,6 +112,7 @@ pub enum AuthError {
 }
 
 impl AuthError {
+    /// The HTTP status of the error page.
     pub fn status(&self) -> StatusCode {
         match self {
             AuthError::ProviderError { .. }
@@ -115,7 +123,7 @@ impl AuthError {
             | AuthError::IssuerMismatch => StatusCode::BAD_REQUEST,
             AuthError::InvalidIdToken(TokenError::KeysUnavailable(_)) => StatusCode::BAD_GATEWAY,
             AuthError::InvalidIdToken(_) => StatusCode::BAD_REQUEST,
-            AuthError::NoAppRole => StatusCode::FORBIDDEN,
+            AuthError::NoAppRole(_) | AuthError::GroupsOverage => StatusCode::FORBIDDEN,
             AuthError::TokenRejected(_)
             | AuthError::TokenEndpointFailed(_)
             | AuthError::MissingIdToken => StatusCode::BAD_GATEWAY,
@@ -139,7 +147,8 @@ impl AuthError {
             AuthError::TokenEndpointTimeout => "token_endpoint_timeout",
             AuthError::MissingIdToken => "missing_id_token",
             AuthError::InvalidIdToken(inner) => inner.reason(),
-            AuthError::NoAppRole => "no_role",
+            AuthError::NoAppRole(_) => "no_role",
+            AuthError::GroupsOverage => "groups_overage",
             AuthError::ProviderUnavailable(_) => "provider_unavailable",
             AuthError::Session(_) => "session_error",
         }
@@ -148,7 +157,8 @@ impl AuthError {
     /// A one-line title for the error page.
     pub fn title(&self) -> &'static str {
         match self {
-            AuthError::NoAppRole => "You have no access to this application",
+            AuthError::NoAppRole(_) => "You have no access to this application",
+            AuthError::GroupsOverage => "You are in too many groups for this sign-in",
             AuthError::ProviderUnavailable(_) => "The identity provider is unreachable",
             AuthError::ProviderError { .. } => "The identity provider refused the sign-in",
             AuthError::StateMissing
@@ -169,11 +179,20 @@ impl AuthError {
     }
 
     /// What the user can do next; safe to show (no secrets, no raw provider text).
-    pub fn advice(&self) -> &'static str {
-        match self {
-            AuthError::NoAppRole => {
-                "Your account signed in, but it has not been assigned a role in this application \
-                 (DemoApp.Read, DemoApp.Write or DemoApp.Admin). Ask an administrator to assign you one, then sign in again."
+    pub fn advice(&self) -> std::borrow::Cow<'static, str> {
+        let text = match self {
+            AuthError::NoAppRole(roles) => {
+                return format!(
+                    "Your account signed in, but it has not been assigned a role in this application \
+                     ({roles}). Ask an administrator to assign you one, then sign in again."
+                )
+                .into();
+            }
+            AuthError::GroupsOverage => {
+                "Your account is a member of more groups than a token can carry (groups overage), so \
+                 this application cannot tell your role. An administrator can fix this by assigning app \
+                 roles instead of groups, or by filtering the groups claim in the app registration \
+                 (Token configuration: \"Groups assigned to the application\")."
             }
             AuthError::ProviderUnavailable(_) | AuthError::TokenEndpointTimeout => {
                 "Please try again in a minute. If it keeps happening, tell the administrator."
@@ -192,7 +211,8 @@ impl AuthError {
             _ => {
                 "Start again from the sign-in page. If it keeps happening, tell the administrator."
             }
-        }
+        };
+        text.into()
     }
 
     /// The provider's own error code and description, shown for `error=` callbacks only.

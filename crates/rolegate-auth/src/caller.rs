@@ -1,0 +1,116 @@
+//! Who is calling: a valid Bearer token under the API prefix, else the session's user.
+//!
+//! The answer is cached on the request, so guards, rules and extractors read the session once,
+//! and nothing here calls the provider for a session user.
+
+use std::sync::Arc;
+
+use actix_session::SessionExt;
+use actix_web::http::header;
+use actix_web::{HttpMessage, HttpRequest};
+
+use crate::Auth;
+use crate::id_token::{self, Expectations, now};
+use crate::reject::Rejection;
+use crate::session::{AuthSession, Resolved, SEEN_WRITE_INTERVAL_SECS, User};
+
+/// The path exactly as the router matched it (percent-decoded except `%2F`, `%25`, `%2B`), so
+/// rules and the JSON decision see what routing saw: `/%61pi/me` is `/api/me`.
+pub(crate) fn routed_path(req: &HttpRequest) -> &str {
+    req.match_info().as_str()
+}
+
+/// The caller, or `None` when anonymous.
+pub(crate) async fn resolve(
+    req: &HttpRequest,
+    auth: &Auth,
+) -> Result<Option<Arc<User>>, Rejection> {
+    if let Some(Resolved(user)) = req.extensions().get::<Resolved>() {
+        return Ok(user.clone());
+    }
+    let user = match bearer_token(req, auth) {
+        Some(token) => Some(bearer_user(auth, &token).await?),
+        None => session_user(req, auth).map(Arc::new),
+    };
+    req.extensions_mut().insert(Resolved(user.clone()));
+    Ok(user)
+}
+
+fn bearer_token(req: &HttpRequest, auth: &Auth) -> Option<String> {
+    if !routed_path(req).starts_with(auth.config().api_prefix()) {
+        return None;
+    }
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+async fn bearer_user(auth: &Auth, token: &str) -> Result<Arc<User>, Rejection> {
+    let now = now();
+    if let Some(user) = auth.tokens().get(token, now) {
+        return Ok(user);
+    }
+    let config = auth.config();
+    let provider = auth
+        .provider()
+        .await
+        .map_err(|_| Rejection::ProviderUnavailable)?;
+    let claims = id_token::validate(
+        token,
+        &provider,
+        auth.http(),
+        &Expectations {
+            audience: &config.api_audience,
+            authorized_party: None,
+            nonce: None,
+            allowed_tenants: &config.allowed_tenants,
+            leeway_secs: config.clock_leeway_secs,
+        },
+    )
+    .await
+    .map_err(|e| {
+        tracing::warn!(reason = e.reason(), error = %e, "bearer token refused");
+        Rejection::InvalidBearer(e)
+    })?;
+    let roles = config.role_source.read(&claims).map_err(|_| {
+        tracing::warn!(reason = "groups_overage", "bearer token refused");
+        Rejection::InvalidBearer(crate::TokenError::InvalidClaims(
+            "groups overage: the token lists no groups".into(),
+        ))
+    })?;
+    let mut user = User::from_claims(&claims, roles, 0);
+    user.sid = None;
+    user.bearer = true;
+    user.rank_in(&config.roles);
+    let user = Arc::new(user);
+    auth.tokens().put(token, user.clone(), claims.exp, now);
+    Ok(user)
+}
+
+/// The session's user, unless the session has gone idle or outlived its absolute lifetime.
+fn session_user(req: &HttpRequest, auth: &Auth) -> Option<User> {
+    let session = req.get_session();
+    let typed = AuthSession(&session);
+    let mut user = typed.user()?;
+    let config = auth.config();
+    let now = now();
+    let seen = typed.last_seen().unwrap_or(user.signed_in_at);
+    let idle = now - seen > config.idle_timeout.as_secs() as i64;
+    let too_old = now - user.signed_in_at > config.absolute_timeout.as_secs() as i64;
+    if idle || too_old {
+        tracing::info!(
+            sub = %user.sub,
+            reason = if idle { "idle" } else { "absolute" },
+            "session expired"
+        );
+        session.purge();
+        return None;
+    }
+    if now - seen >= SEEN_WRITE_INTERVAL_SECS {
+        typed.touch(now);
+    }
+    user.rank_in(&config.roles);
+    Some(user)
+}

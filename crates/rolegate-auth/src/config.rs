@@ -1,0 +1,618 @@
+//! What the module needs to know, with defaults, checked once by [`AuthConfigBuilder::build`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::metadata::is_secure_or_loopback;
+use crate::roles::{RoleHierarchy, RoleSource};
+use crate::rules::{Access, RuleSet, RuleSpec};
+
+/// Sign-in and authorization configuration. Every absolute URL here is derived from the
+/// configured public URL, never from request headers (which any client can forge).
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub(crate) authority: Url,
+    pub(crate) client_id: String,
+    pub(crate) client_secret: String,
+    pub(crate) login_path: String,
+    pub(crate) logout_path: String,
+    pub(crate) redirect_url: Url,
+    pub(crate) post_logout_redirect_url: Url,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) prompt: Option<String>,
+    pub(crate) allowed_tenants: Vec<String>,
+    pub(crate) api_audience: String,
+    pub(crate) api_prefix: String,
+    pub(crate) jwks_refresh_cooldown: Duration,
+    pub(crate) discovery_retry: Duration,
+    pub(crate) http_timeout: Duration,
+    pub(crate) clock_leeway_secs: u64,
+    pub(crate) pending_ttl: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) absolute_timeout: Duration,
+    pub(crate) roles: RoleHierarchy,
+    pub(crate) role_source: RoleSource,
+    pub(crate) rules: Arc<RuleSet>,
+}
+
+impl AuthConfig {
+    /// Starts a configuration with every optional value at its default.
+    ///
+    /// `authority` is the OpenID issuer (discovery is read from
+    /// `{authority}/.well-known/openid-configuration`); `public_url` is the origin users browse
+    /// to, the only source of the redirect and post-logout URLs.
+    pub fn builder(
+        authority: impl Into<String>,
+        client_id: impl Into<String>,
+        public_url: impl Into<String>,
+    ) -> AuthConfigBuilder {
+        AuthConfigBuilder {
+            authority: authority.into(),
+            client_id: client_id.into(),
+            public_url: public_url.into(),
+            ..AuthConfigBuilder::default()
+        }
+    }
+
+    /// The path of the sign-in page (`{base_path}/login`).
+    pub fn login_path(&self) -> &str {
+        &self.login_path
+    }
+
+    /// The path of the sign-out route (`{base_path}/logout`).
+    pub fn logout_path(&self) -> &str {
+        &self.logout_path
+    }
+
+    /// The path of the callback route (`{base_path}/getAToken` by default).
+    pub fn redirect_path(&self) -> &str {
+        self.redirect_url.path()
+    }
+
+    /// The path prefix under which callers get JSON and may send a Bearer token.
+    pub fn api_prefix(&self) -> &str {
+        &self.api_prefix
+    }
+
+    /// The configured role hierarchy, lowest first.
+    pub fn roles(&self) -> &RoleHierarchy {
+        &self.roles
+    }
+
+    /// Where app roles come from (the `roles` claim, or groups mapped to roles).
+    pub fn role_source(&self) -> &RoleSource {
+        &self.role_source
+    }
+
+    /// The checked route rule table.
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    /// The client id (the expected `aud` of ID tokens).
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The configured issuer.
+    pub fn authority(&self) -> &Url {
+        &self.authority
+    }
+}
+
+/// One thing wrong with a configuration: the field (named as in settings, e.g. `client_id`,
+/// `roles`, `rules[2]`) and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// The builder field or settings leaf the problem is about.
+    pub field: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+/// Every problem found by [`AuthConfigBuilder::build`], so they can all be fixed at once.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// The problems, in field order.
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid auth configuration:")?;
+        for p in &self.problems {
+            write!(f, "\n  - {}: {}", p.field, p.message)?;
+        }
+        Ok(())
+    }
+}
+
+/// Builds an [`AuthConfig`]; every setter has a default, `build` checks them all together.
+#[derive(Debug, Clone)]
+pub struct AuthConfigBuilder {
+    authority: String,
+    client_id: String,
+    public_url: String,
+    client_secret: String,
+    base_path: String,
+    redirect_path: String,
+    scopes: Vec<String>,
+    prompt: Option<String>,
+    allowed_tenants: Vec<String>,
+    api_audience: Option<String>,
+    api_prefix: String,
+    jwks_refresh_cooldown: Duration,
+    discovery_retry: Duration,
+    http_timeout: Duration,
+    clock_leeway_secs: u64,
+    pending_ttl: Duration,
+    idle_timeout: Duration,
+    absolute_timeout: Duration,
+    roles: Vec<String>,
+    group_roles: Option<Vec<(String, String)>>,
+    rules: Vec<RuleSpec>,
+    default_access: String,
+    code_roles: Vec<&'static str>,
+}
+
+/// The role values of the DemoApp registration, lowest first: the default hierarchy.
+pub const DEFAULT_ROLES: [&str; 3] = ["DemoApp.Read", "DemoApp.Write", "DemoApp.Admin"];
+
+impl Default for AuthConfigBuilder {
+    fn default() -> Self {
+        AuthConfigBuilder {
+            authority: String::new(),
+            client_id: String::new(),
+            public_url: String::new(),
+            client_secret: String::new(),
+            base_path: String::new(),
+            redirect_path: "/getAToken".into(),
+            scopes: ["openid", "profile", "email"].map(String::from).to_vec(),
+            prompt: None,
+            allowed_tenants: Vec::new(),
+            api_audience: None,
+            api_prefix: "/api/".into(),
+            jwks_refresh_cooldown: Duration::from_secs(30),
+            discovery_retry: Duration::from_secs(5),
+            http_timeout: Duration::from_secs(10),
+            clock_leeway_secs: 60,
+            pending_ttl: Duration::from_secs(10 * 60),
+            idle_timeout: Duration::from_secs(8 * 3600),
+            absolute_timeout: Duration::from_secs(24 * 3600),
+            roles: DEFAULT_ROLES.map(String::from).to_vec(),
+            group_roles: None,
+            rules: Vec::new(),
+            default_access: "anonymous".into(),
+            code_roles: Vec::new(),
+        }
+    }
+}
+
+macro_rules! setter {
+    ($(#[$doc:meta])* $name:ident: $ty:ty) => {
+        $(#[$doc])*
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.$name = value;
+            self
+        }
+    };
+}
+
+impl AuthConfigBuilder {
+    /// The client secret (confidential client); required.
+    pub fn client_secret(mut self, secret: impl Into<String>) -> Self {
+        self.client_secret = secret.into();
+        self
+    }
+
+    /// Mounts every auth route under this prefix (`/auth` gives `/auth/login`); default none.
+    pub fn base_path(mut self, path: impl Into<String>) -> Self {
+        self.base_path = path.into();
+        self
+    }
+
+    /// The callback path below the base path; default `/getAToken`.
+    pub fn redirect_path(mut self, path: impl Into<String>) -> Self {
+        self.redirect_path = path.into();
+        self
+    }
+
+    /// Scopes to request; must include `openid`. Default `openid profile email`.
+    pub fn scopes<S: Into<String>>(mut self, scopes: impl IntoIterator<Item = S>) -> Self {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The `prompt` parameter (`none`, `login`, `consent`, `select_account`); default none.
+    pub fn prompt(mut self, prompt: Option<String>) -> Self {
+        self.prompt = prompt;
+        self
+    }
+
+    /// Tenants accepted under a multi-tenant (`{tenantid}`) issuer; empty = any.
+    pub fn allowed_tenants<S: Into<String>>(mut self, t: impl IntoIterator<Item = S>) -> Self {
+        self.allowed_tenants = t.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Expected `aud` of Bearer access tokens; default `api://{client_id}`.
+    pub fn api_audience(mut self, audience: Option<String>) -> Self {
+        self.api_audience = audience;
+        self
+    }
+
+    /// Path prefix where Bearer tokens are accepted and callers get JSON; default `/api/`.
+    pub fn api_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.api_prefix = prefix.into();
+        self
+    }
+
+    setter!(
+        /// Minimum time between two key-set refetches for an unknown `kid`; default 30 s.
+        jwks_refresh_cooldown: Duration
+    );
+    setter!(
+        /// Minimum time between two discovery attempts while the provider is down; default 5 s.
+        discovery_retry: Duration
+    );
+    setter!(
+        /// Connect and total timeout of every provider call (1 to 10 s); default 10 s.
+        http_timeout: Duration
+    );
+    setter!(
+        /// Clock skew accepted on `exp`, `nbf` and `iat` (at most 300 s); default 60 s.
+        clock_leeway_secs: u64
+    );
+    setter!(
+        /// How long a started sign-in can be completed; default 10 minutes.
+        pending_ttl: Duration
+    );
+    setter!(
+        /// A session ends after this long without a request; default 8 hours.
+        idle_timeout: Duration
+    );
+    setter!(
+        /// A session ends this long after sign-in whatever the activity; default 24 hours.
+        absolute_timeout: Duration
+    );
+
+    /// The ordered app role values, lowest first; each level implies the ones below it.
+    /// Default `DemoApp.Read < DemoApp.Write < DemoApp.Admin`.
+    pub fn roles<S: Into<String>>(mut self, roles: impl IntoIterator<Item = S>) -> Self {
+        self.roles = roles.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Read app roles from the `groups` claim instead of `roles`: group object id → role value.
+    pub fn group_roles<K: Into<String>, V: Into<String>>(
+        mut self,
+        map: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        self.group_roles = Some(map.into_iter().map(|(k, v)| (k.into(), v.into())).collect());
+        self
+    }
+
+    /// Route rules enforced by [`crate::RouteRules`]; default none.
+    pub fn rules(mut self, rules: Vec<RuleSpec>) -> Self {
+        self.rules = rules;
+        self
+    }
+
+    /// What paths no rule names need: `anonymous` (default: code guards decide), `signed_in`
+    /// or `deny`.
+    pub fn default_access(mut self, access: impl Into<String>) -> Self {
+        self.default_access = access.into();
+        self
+    }
+
+    /// Role values your code guards name (`RequireRole<R>` markers, `has_role` calls), so a
+    /// typo in the hierarchy fails `build` instead of the first request.
+    pub fn code_roles(mut self, names: impl IntoIterator<Item = &'static str>) -> Self {
+        self.code_roles.extend(names);
+        self
+    }
+
+    /// Checks everything and returns the configuration, or every problem at once.
+    pub fn build(self) -> Result<AuthConfig, ConfigError> {
+        let mut problems = Vec::new();
+        let mut problem = |field: &str, message: String| {
+            problems.push(ConfigProblem {
+                field: field.to_owned(),
+                message,
+            })
+        };
+
+        let authority = parse_url(
+            "authority",
+            &self.authority,
+            &mut problem,
+            "is missing; set it to your OpenID issuer, e.g. https://login.microsoftonline.com/<tenant-id>/v2.0",
+        );
+        if let Some(a) = &authority
+            && (a.query().is_some() || a.fragment().is_some())
+        {
+            problem(
+                "authority",
+                format!("{a} must not have a query or fragment"),
+            );
+        }
+        let public = parse_url(
+            "public_url",
+            &self.public_url,
+            &mut problem,
+            "is missing; set it to the address users browse to, e.g. https://app.example.com (it is the only source of redirect URLs)",
+        );
+        if let Some(p) = &public
+            && (p.path() != "/" || p.query().is_some() || p.fragment().is_some())
+        {
+            problem(
+                "public_url",
+                format!(
+                    "{p} must be a bare origin such as https://app.example.com (no path, query or fragment)"
+                ),
+            );
+        }
+        let client_id = self.client_id.trim().to_owned();
+        if client_id.is_empty() {
+            problem(
+                "client_id",
+                "is missing; use the Application (client) ID of your app registration".into(),
+            );
+        }
+        if self.client_secret.trim().is_empty() {
+            problem(
+                "client_secret",
+                "is missing; create a client secret under Certificates & secrets and set it (never in appsettings.json)".into(),
+            );
+        }
+
+        let base_path = self.base_path.trim().trim_end_matches('/').to_owned();
+        if !base_path.is_empty() && !is_plain_path(&base_path) {
+            problem(
+                "base_path",
+                format!(
+                    "{base_path:?} must be empty or a path such as /auth (no query, spaces or backslashes)"
+                ),
+            );
+        }
+        let rp = self.redirect_path.trim();
+        if rp == "/" || !is_plain_path(rp) {
+            problem(
+                "redirect_path",
+                format!("{rp:?} must be a path starting with / and not / itself, e.g. /getAToken"),
+            );
+        } else if ["/login", "/logout"].contains(&rp) {
+            problem(
+                "redirect_path",
+                format!("{rp:?} clashes with the sign-in or sign-out route"),
+            );
+        }
+        if !self.scopes.iter().any(|s| s == "openid") {
+            problem("scopes", "must include \"openid\"".into());
+        }
+        if let Some(p) = &self.prompt
+            && !["none", "login", "consent", "select_account"].contains(&p.as_str())
+        {
+            problem(
+                "prompt",
+                format!("{p:?} must be one of none, login, consent, select_account"),
+            );
+        }
+        if !(1..=10).contains(&self.http_timeout.as_secs()) {
+            problem(
+                "http_timeout_secs",
+                "must be between 1 and 10 seconds".into(),
+            );
+        }
+        if self.clock_leeway_secs > 300 {
+            problem("clock_leeway_secs", "must be at most 300 seconds".into());
+        }
+        if self.idle_timeout.is_zero() || self.absolute_timeout.is_zero() {
+            problem(
+                "idle_timeout",
+                "session timeouts must be greater than 0".into(),
+            );
+        } else if self.idle_timeout > self.absolute_timeout {
+            problem(
+                "idle_timeout",
+                "must not exceed the absolute timeout".into(),
+            );
+        }
+        if !self.api_prefix.starts_with('/') || !self.api_prefix.ends_with('/') {
+            problem(
+                "api_prefix",
+                format!(
+                    "{:?} must start and end with /, e.g. /api/",
+                    self.api_prefix
+                ),
+            );
+        }
+
+        let roles = RoleHierarchy::new(self.roles.clone()).unwrap_or_else(|errors| {
+            for e in errors {
+                problem("roles", e);
+            }
+            RoleHierarchy::fallback()
+        });
+        for name in &self.code_roles {
+            if !roles.contains(name) {
+                problem(
+                    "roles",
+                    format!(
+                        "the code guards routes with {name:?}, which is not in the hierarchy ({}); add it or fix the name",
+                        roles.describe()
+                    ),
+                );
+            }
+        }
+        let role_source = match &self.group_roles {
+            None => RoleSource::RolesClaim,
+            Some(map) => RoleSource::groups(map, &roles).unwrap_or_else(|errors| {
+                for e in errors {
+                    problem("group_roles", e);
+                }
+                RoleSource::RolesClaim
+            }),
+        };
+        let default = crate::rules::parse_default(&self.default_access).unwrap_or_else(|| {
+            problem(
+                "default",
+                format!(
+                    "{:?} must be signed_in, anonymous or deny",
+                    self.default_access
+                ),
+            );
+            Access::Deny
+        });
+        let rules = RuleSet::new(&self.rules, default.clone(), |r| roles.contains(r))
+            .unwrap_or_else(|errors| {
+                for e in errors {
+                    let field = match e.index {
+                        Some(i) => format!("rules[{i}]"),
+                        None => "rules".to_owned(),
+                    };
+                    problem(&field, e.message);
+                }
+                RuleSet::allow_default(Access::Deny)
+            });
+
+        let (Some(authority), Some(public)) = (authority, public) else {
+            return Err(ConfigError { problems });
+        };
+        let join = |path: &str| public.join(&format!("{base_path}{path}"));
+        let (Ok(redirect_url), Ok(post_logout_redirect_url)) = (join(rp), join("/login")) else {
+            problems.push(ConfigProblem {
+                field: "base_path".into(),
+                message: "does not form a valid URL with public_url".into(),
+            });
+            return Err(ConfigError { problems });
+        };
+        if !problems.is_empty() {
+            return Err(ConfigError { problems });
+        }
+        Ok(AuthConfig {
+            api_audience: self
+                .api_audience
+                .filter(|a| !a.trim().is_empty())
+                .unwrap_or_else(|| format!("api://{client_id}")),
+            login_path: format!("{base_path}/login"),
+            logout_path: format!("{base_path}/logout"),
+            authority,
+            client_id,
+            client_secret: self.client_secret,
+            redirect_url,
+            post_logout_redirect_url,
+            scopes: self.scopes,
+            prompt: self.prompt,
+            allowed_tenants: self.allowed_tenants,
+            api_prefix: self.api_prefix,
+            jwks_refresh_cooldown: self.jwks_refresh_cooldown,
+            discovery_retry: self.discovery_retry,
+            http_timeout: self.http_timeout,
+            clock_leeway_secs: self.clock_leeway_secs,
+            pending_ttl: self.pending_ttl,
+            idle_timeout: self.idle_timeout,
+            absolute_timeout: self.absolute_timeout,
+            roles,
+            role_source,
+            rules: Arc::new(rules),
+        })
+    }
+}
+
+fn parse_url(
+    field: &str,
+    text: &str,
+    problem: &mut impl FnMut(&str, String),
+    missing: &str,
+) -> Option<Url> {
+    let text = text.trim();
+    if text.is_empty() {
+        problem(field, missing.to_owned());
+        return None;
+    }
+    match Url::parse(text) {
+        Ok(url) if url.host().is_some() && is_secure_or_loopback(&url) => Some(url),
+        Ok(url) if url.host().is_some() && url.scheme() == "http" => {
+            problem(
+                field,
+                format!(
+                    "{text} must use https (plain http is only allowed on localhost/127.0.0.1)"
+                ),
+            );
+            None
+        }
+        _ => {
+            problem(field, format!("{text:?} is not an absolute http(s) URL"));
+            None
+        }
+    }
+}
+
+/// A path that starts with one `/` and holds no query, fragment, space or backslash.
+fn is_plain_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.contains(['?', '#', ' ', '\\'])
+        && !path.chars().any(char::is_control)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> AuthConfigBuilder {
+        AuthConfig::builder(
+            "https://idp.example/t/v2.0",
+            "client",
+            "https://app.example",
+        )
+        .client_secret("s")
+    }
+
+    #[test]
+    fn defaults_build() {
+        let c = base().build().expect("defaults are valid");
+        assert_eq!(c.login_path(), "/login");
+        assert_eq!(c.redirect_url.as_str(), "https://app.example/getAToken");
+        assert_eq!(c.api_audience, "api://client");
+        assert_eq!(c.roles().names().len(), 3);
+    }
+
+    #[test]
+    fn base_path_prefixes_every_route() {
+        let c = base().base_path("/auth/").build().unwrap();
+        assert_eq!(c.login_path(), "/auth/login");
+        assert_eq!(c.logout_path(), "/auth/logout");
+        assert_eq!(c.redirect_path(), "/auth/getAToken");
+        assert_eq!(
+            c.post_logout_redirect_url.as_str(),
+            "https://app.example/auth/login"
+        );
+    }
+
+    #[test]
+    fn every_problem_at_once() {
+        let err = AuthConfig::builder("", "", "http://app.example")
+            .roles(["A", "a"])
+            .default_access("nobody")
+            .code_roles(["Missing.Role"])
+            .build()
+            .unwrap_err();
+        let fields: Vec<&str> = err.problems.iter().map(|p| p.field.as_str()).collect();
+        for f in [
+            "authority",
+            "public_url",
+            "client_id",
+            "client_secret",
+            "roles",
+            "default",
+        ] {
+            assert!(fields.contains(&f), "{f} missing from {fields:?}");
+        }
+        assert!(err.to_string().contains("Missing.Role"));
+    }
+}

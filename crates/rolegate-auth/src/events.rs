@@ -1,0 +1,49 @@
+//! Hooks for audit logging: the host learns of sign-ins, refusals, denials and sign-outs.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::HttpRequest;
+
+use crate::error::AuthError;
+use crate::id_token::Claims;
+use crate::session::User;
+
+/// What an [`AuthEvents`] hook returns: awaited before the response goes out, so an audit
+/// row is durable when the user sees the page.
+pub type EventFuture = Pin<Box<dyn Future<Output = ()>>>;
+
+/// A finished [`EventFuture`], the default of every hook.
+pub fn no_event() -> EventFuture {
+    Box::pin(std::future::ready(()))
+}
+
+/// Hooks for audit logging; every method defaults to doing nothing. Read what you need from
+/// the request synchronously, then return the write as the future.
+pub trait AuthEvents: Send + Sync + 'static {
+    /// A user signed in (the session is already rotated).
+    fn signed_in(&self, _req: &HttpRequest, _user: &User) -> EventFuture {
+        no_event()
+    }
+    /// A sign-in was refused; `claims` is set when the ID token itself was valid.
+    fn sign_in_refused(
+        &self,
+        _req: &HttpRequest,
+        _error: &AuthError,
+        _claims: Option<&Claims>,
+    ) -> EventFuture {
+        no_event()
+    }
+    /// A signed-in user lacked the role `needed`.
+    fn access_denied(&self, _req: &HttpRequest, _user: &User, _needed: &str) -> EventFuture {
+        no_event()
+    }
+    /// A session ended at `/logout` (`user` is `None` when it was anonymous).
+    fn signed_out(&self, _req: &HttpRequest, _user: Option<&User>) -> EventFuture {
+        no_event()
+    }
+}
+
+/// An [`AuthEvents`] that relies on the module's own log lines only.
+pub struct NoEvents;
+impl AuthEvents for NoEvents {}

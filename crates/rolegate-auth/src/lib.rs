@@ -1,0 +1,196 @@
+//! OpenID Connect sign-in and app-role authorization for Actix-web, Entra ID first.
+//!
+//! The module signs people in with the authorization code flow (PKCE S256, state, nonce),
+//! validates the ID token itself (keys from the provider's JWKS, `iss`, `aud`, `azp`, `exp`,
+//! `nbf`, `iat`, `nonce`), and keeps the user in the server-side session: the cookie holds only
+//! an opaque id, rotated at sign-in. Roles come from the token (`roles` claim, or groups mapped
+//! to roles) and form an ordered hierarchy in which each level implies the ones below it.
+//!
+//! # Mounting
+//!
+//! 1. Build an [`AuthConfig`] (every optional value has a default) and an [`Auth`] from it.
+//! 2. Wrap the app in an [`actix_session::SessionMiddleware`] over a server-side store
+//!    ([`MemoryStore`] for one process; a database or Redis store for several).
+//! 3. Call [`Auth::configure`]: it registers `{base_path}/login`, the callback
+//!    (`{base_path}/getAToken`) and `{base_path}/logout`.
+//! 4. Protect routes in any of three ways, which compose (all that apply must allow):
+//!    an extractor on a handler ([`CurrentUser`], [`MaybeUser`], [`RequireRole<Write>`]);
+//!    [`RequireRoleLayer`] on a scope; or route rules in the configuration, enforced by
+//!    [`Auth::route_rules`].
+//!
+//! ```no_run
+//! use actix_session::SessionMiddleware;
+//! use actix_web::{App, HttpServer, cookie::Key, web};
+//! use rolegate_auth::{Auth, AuthConfig, CurrentUser, DefaultPages, MemoryStore, NoEvents};
+//! use rolegate_auth::{Read, RequireRole, RequireRoleLayer, Role, Write};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = AuthConfig::builder(
+//!     "https://login.microsoftonline.com/<tenant-id>/v2.0",
+//!     "<client-id>",
+//!     "https://app.example.com",
+//! )
+//! .client_secret(std::env::var("CLIENT_SECRET")?)
+//! .build()?;
+//! let auth = Auth::new(config, DefaultPages, NoEvents)?;
+//! let (store, key) = (MemoryStore::new(), Key::generate());
+//! HttpServer::new(move || {
+//!     App::new()
+//!         .wrap(auth.route_rules())
+//!         .wrap(SessionMiddleware::new(store.clone(), key.clone()))
+//!         .configure(|cfg| auth.configure(cfg))
+//!         .route("/", web::get().to(|u: CurrentUser| async move { format!("Hello {}", u.name) }))
+//!         .route("/edit", web::post().to(|_: RequireRole<Write>| async { "saved" }))
+//!         .service(web::scope("/reports").wrap(RequireRoleLayer::new(Read::NAME)))
+//! })
+//! .bind(("127.0.0.1", 8000))?
+//! .run()
+//! .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Anonymous callers of a guarded page are sent to the sign-in page (`302`, with a same-site
+//! `next`); callers under the API prefix, or asking for JSON, get `401` JSON; signed-in callers
+//! without the role get `403`. Nothing on a signed-in request calls the identity provider.
+//!
+//! Your own role names: set [`AuthConfigBuilder::roles`] (lowest first) and declare markers
+//! with [`app_role!`], or test a named role with [`User::has_role`]. Pages come from the host
+//! through [`AuthPages`] ([`DefaultPages`] until you have templates); audit events go out
+//! through [`AuthEvents`].
+
+#![deny(missing_docs)]
+
+mod caller;
+mod config;
+mod error;
+mod events;
+mod extract;
+mod flow;
+mod handlers;
+mod http;
+mod id_token;
+mod memory_store;
+mod metadata;
+mod middleware;
+mod pages;
+mod redirect;
+mod reject;
+mod roles;
+mod rules;
+mod session;
+mod token_cache;
+
+use std::sync::Arc;
+
+use actix_web::web;
+
+pub use config::{AuthConfig, AuthConfigBuilder, ConfigError, ConfigProblem, DEFAULT_ROLES};
+pub use error::{AuthError, TokenError};
+pub use events::{AuthEvents, EventFuture, NoEvents, no_event};
+pub use extract::{CurrentUser, MaybeUser, RequireRole};
+pub use id_token::{Audience, Claims};
+pub use memory_store::MemoryStore;
+pub use metadata::{is_loopback_host, is_secure_or_loopback};
+pub use middleware::{RequireRoleLayer, RouteRules};
+pub use pages::{AuthPages, DefaultPages, LoginPage};
+pub use reject::{ErrorBody, json_error, wants_json};
+pub use roles::{Admin, Read, Role, RoleHierarchy, RoleSource, Write};
+pub use rules::{Access, RuleProblem, RuleSet, RuleSpec};
+pub use session::{SESSION_SEEN_KEY, SESSION_USER_KEY, User, resolved_user};
+
+use metadata::{Provider, ProviderHandle};
+
+/// The configured module. Cheap to clone; share one across workers.
+#[derive(Clone)]
+pub struct Auth {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: AuthConfig,
+    http: reqwest::Client,
+    provider: ProviderHandle,
+    pages: Box<dyn AuthPages>,
+    events: Box<dyn AuthEvents>,
+    tokens: token_cache::TokenCache,
+}
+
+impl Auth {
+    /// Builds the module; fails only if the HTTP client for the provider cannot be created.
+    pub fn new(
+        config: AuthConfig,
+        pages: impl AuthPages,
+        events: impl AuthEvents,
+    ) -> Result<Auth, reqwest::Error> {
+        let http = http::provider_client(config.http_timeout)?;
+        Ok(Auth {
+            inner: Arc::new(Inner {
+                config,
+                http,
+                provider: ProviderHandle::new(),
+                pages: Box::new(pages),
+                events: Box::new(events),
+                tokens: token_cache::TokenCache::new(10_000),
+            }),
+        })
+    }
+
+    /// Registers the module's state and routes: `{base_path}/login`, the callback and
+    /// `{base_path}/logout`. Call it on the `App` (or the scope that carries the session).
+    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+        let config = self.config();
+        cfg.app_data(self.clone())
+            .route(config.login_path(), web::get().to(handlers::login))
+            .route(config.redirect_path(), web::get().to(handlers::callback))
+            .route(config.logout_path(), web::get().to(handlers::logout));
+    }
+
+    /// The middleware that enforces the configured route rules. Wrap it inside the session
+    /// middleware (`.wrap(auth.route_rules()).wrap(SessionMiddleware::new(..))`).
+    pub fn route_rules(&self) -> RouteRules {
+        RouteRules::new(self.clone())
+    }
+
+    /// Discovers the provider ahead of the first sign-in; failure is logged and retried later.
+    pub async fn warm_up(&self) {
+        let _ = self.provider().await;
+    }
+
+    /// Whether discovery has succeeded (no network call).
+    pub fn provider_ready(&self) -> bool {
+        self.inner.provider.cached().is_some()
+    }
+
+    /// The configuration the module runs with.
+    pub fn config(&self) -> &AuthConfig {
+        &self.inner.config
+    }
+
+    /// The rule table, most specific first, then the default: one line each, for reports.
+    pub fn rule_table(&self) -> Vec<String> {
+        self.inner.config.rules().table()
+    }
+
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    pub(crate) fn tokens(&self) -> &token_cache::TokenCache {
+        &self.inner.tokens
+    }
+
+    pub(crate) fn pages(&self) -> &dyn AuthPages {
+        self.inner.pages.as_ref()
+    }
+
+    pub(crate) fn events(&self) -> &dyn AuthEvents {
+        self.inner.events.as_ref()
+    }
+
+    pub(crate) async fn provider(&self) -> Result<Arc<Provider>, AuthError> {
+        self.inner
+            .provider
+            .get(&self.inner.config, &self.inner.http)
+            .await
+    }
+}

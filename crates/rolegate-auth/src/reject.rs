@@ -1,0 +1,161 @@
+//! The rejection policy: what a caller who may not pass sees, and the one "JSON or page" rule.
+//!
+//! Anonymous callers of pages go to the sign-in page; API callers (and anyone asking for JSON)
+//! get 401 JSON with a `WWW-Authenticate` challenge; signed-in callers without the role get 403.
+
+use std::sync::Arc;
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse};
+use serde::Serialize;
+
+use crate::Auth;
+use crate::caller::routed_path;
+use crate::error::TokenError;
+use crate::session::User;
+
+/// The API prefix assumed when no [`Auth`] is registered on the app.
+const DEFAULT_API_PREFIX: &str = "/api/";
+
+/// Why a request was not let through.
+#[derive(Debug)]
+pub(crate) enum Rejection {
+    Anonymous,
+    InvalidBearer(TokenError),
+    Forbidden {
+        user: Arc<User>,
+        needed: String,
+    },
+    /// A route rule says nobody may pass.
+    Denied,
+    /// Code names a role the hierarchy does not have: a deployment error, never a grant.
+    UnknownRole(String),
+    ProviderUnavailable,
+    NotConfigured,
+}
+
+/// The error body of every JSON answer: `{"error": "<code>", "detail": "<what to do>"}`.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody<'a> {
+    /// A stable machine-readable code.
+    pub error: &'a str,
+    /// A sentence for the developer or user.
+    pub detail: &'a str,
+}
+
+/// A JSON error answer in the shape of [`ErrorBody`], never cached.
+pub fn json_error(status: StatusCode, error: &str, detail: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(ErrorBody { error, detail })
+}
+
+/// Whether the caller wants JSON rather than a page: the routed path is under the API prefix,
+/// or the `Accept` header asks for `application/json`. Every guard, the rules and rolegate's own
+/// error handlers use this one rule.
+pub fn wants_json(req: &HttpRequest) -> bool {
+    let prefix = req
+        .app_data::<Auth>()
+        .map(|a| a.config().api_prefix())
+        .unwrap_or(DEFAULT_API_PREFIX);
+    routed_path(req).starts_with(prefix)
+        || req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("application/json"))
+}
+
+fn with_challenge(mut response: HttpResponse, challenge: &'static str) -> HttpResponse {
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static(challenge),
+    );
+    response
+}
+
+/// Turns a rejection into the response the caller should see.
+pub(crate) async fn respond(req: &HttpRequest, auth: &Auth, rejection: Rejection) -> HttpResponse {
+    let json = wants_json(req);
+    match rejection {
+        Rejection::Anonymous if json => with_challenge(
+            json_error(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Sign in, or send a valid Bearer access token.",
+            ),
+            "Bearer",
+        ),
+        Rejection::Anonymous => {
+            let target = req
+                .uri()
+                .path_and_query()
+                .map(|pq| pq.as_str())
+                .unwrap_or("/");
+            let next: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
+            HttpResponse::Found()
+                .insert_header((
+                    header::LOCATION,
+                    format!("{}?next={next}", auth.config().login_path()),
+                ))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .finish()
+        }
+        Rejection::InvalidBearer(e) => with_challenge(
+            json_error(StatusCode::UNAUTHORIZED, "invalid_token", e.reason()),
+            "Bearer error=\"invalid_token\"",
+        ),
+        Rejection::Forbidden { user, needed } => {
+            tracing::info!(sub = %user.sub, needed = %needed, path = %routed_path(req), "access denied");
+            auth.events().access_denied(req, &user, &needed).await;
+            if json {
+                json_error(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    &format!("This needs the app role {needed}."),
+                )
+            } else {
+                auth.pages().forbidden(req, &user, &needed)
+            }
+        }
+        Rejection::Denied => {
+            tracing::info!(path = %routed_path(req), "denied by route rule");
+            if json {
+                json_error(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "Nobody may use this address.",
+                )
+            } else {
+                auth.pages().denied(req)
+            }
+        }
+        Rejection::UnknownRole(name) => {
+            tracing::error!(role = %name, "a guard names a role that is not in the configured hierarchy; add it to the roles or fix the guard");
+            misconfigured(json)
+        }
+        Rejection::ProviderUnavailable => json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "provider_unavailable",
+            "The identity provider is unreachable; try again shortly.",
+        ),
+        Rejection::NotConfigured => {
+            tracing::error!("rolegate-auth used without Auth::configure");
+            misconfigured(json)
+        }
+    }
+}
+
+fn misconfigured(json: bool) -> HttpResponse {
+    if json {
+        json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "misconfigured",
+            "The application's authorization is misconfigured; the log names the cause.",
+        )
+    } else {
+        HttpResponse::InternalServerError()
+            .content_type("text/plain; charset=utf-8")
+            .body("This page's authorization is misconfigured; the server log names the cause.")
+    }
+}

@@ -1,0 +1,257 @@
+//! Layered, typed settings: `appsettings.json` < `appsettings.{APP_ENV}.json` < `APP__SECTION__KEY`.
+//!
+//! Every key is read on its own so that one bad value does not hide the others: loading
+//! always yields settings (with defaults where a value was unusable) plus the full list of
+//! problems, and where each value came from for `rolegate check-config`.
+//!
+//! `sources` merges the layers, `schema` defines every key with its one default, `validate`
+//! checks values against each other (the auth section through the auth crate's own builder).
+
+mod schema;
+mod sources;
+mod validate;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use config::Map;
+use ipnet::IpNet;
+use rolegate_auth::RuleSpec;
+use url::Url;
+
+pub use validate::auth_config;
+
+/// Bytes of the session cookie key (actix requires at least 64).
+pub const SESSION_KEY_LEN: usize = 64;
+
+/// `APP_ENV`: decides which settings file is layered in and how strict start-up is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppEnv {
+    /// The default: broken settings stop start-up.
+    Production,
+    /// Local runs: broken settings serve a page that lists them; keys may be generated.
+    Development,
+    /// Any other name (`Staging`, `Test`): strict like Production, with its own file.
+    Other(String),
+}
+
+impl AppEnv {
+    /// Parses `APP_ENV`; unset or blank is Production. Case-insensitive for the two known names.
+    pub fn parse(value: Option<&str>) -> AppEnv {
+        match value.map(str::trim).filter(|v| !v.is_empty()) {
+            None => AppEnv::Production,
+            Some(v) if v.eq_ignore_ascii_case("production") => AppEnv::Production,
+            Some(v) if v.eq_ignore_ascii_case("development") => AppEnv::Development,
+            Some(v) => AppEnv::Other(v.to_owned()),
+        }
+    }
+
+    /// The name used in `appsettings.{name}.json`.
+    pub fn name(&self) -> &str {
+        match self {
+            AppEnv::Production => "Production",
+            AppEnv::Development => "Development",
+            AppEnv::Other(name) => name,
+        }
+    }
+}
+
+impl fmt::Display for AppEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl PartialEq<&str> for AppEnv {
+    fn eq(&self, other: &&str) -> bool {
+        self.name() == *other
+    }
+}
+
+/// Where sessions are kept (`session.store`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// The SQL database of `database.url` (also spelled `sqlite`).
+    Database,
+    /// Redis at `session.redis_url`, shared by every instance.
+    Redis,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `APP_ENV`, Production when unset.
+    pub env: AppEnv,
+    pub server: ServerSettings,
+    pub auth: AuthSettings,
+    pub authorization: AuthorizationSettings,
+    pub database: DatabaseSettings,
+    pub session: SessionSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    /// External base URL: the only source of absolute URLs.
+    pub public_url: Url,
+    pub trusted_proxies: Vec<IpNet>,
+    /// Worker threads; 0 = one per core.
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub authority: Option<Url>,
+    pub client_id: String,
+    pub client_secret: String,
+    /// Prefix of the sign-in, callback and sign-out routes (empty = at the root).
+    pub base_path: String,
+    pub redirect_path: String,
+    pub scopes: Vec<String>,
+    pub prompt: Option<String>,
+    pub allowed_tenants: Vec<String>,
+    /// Expected `aud` of Bearer tokens; empty = `api://{client_id}`.
+    pub api_audience: String,
+    pub jwks_refresh_cooldown_secs: u64,
+    pub discovery_retry_secs: u64,
+    pub http_timeout_secs: u64,
+    pub clock_leeway_secs: u64,
+}
+
+/// `authorization.*`: roles, where they come from, and route rules.
+#[derive(Debug, Clone)]
+pub struct AuthorizationSettings {
+    /// App role values, lowest first.
+    pub roles: Vec<String>,
+    /// Group object id → role value; when set, roles come from the `groups` claim.
+    pub group_roles: Option<HashMap<String, String>>,
+    pub rules: Vec<RuleSpec>,
+    /// `signed_in`, `anonymous` or `deny`, for paths no rule names.
+    pub default: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: u32,
+    /// How long start-up waits for an unreachable PostgreSQL before giving up.
+    pub startup_wait_secs: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    pub store: StoreKind,
+    pub redis_url: String,
+    /// The cookie key, from `session.key` or `session.key_file`.
+    pub key: Option<Vec<u8>>,
+    pub key_file: Option<PathBuf>,
+    pub idle_timeout_minutes: u64,
+    pub absolute_timeout_minutes: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub filter: String,
+}
+
+impl Settings {
+    pub fn is_development(&self) -> bool {
+        self.env == AppEnv::Development
+    }
+}
+
+/// One problem with the settings: the key, what is wrong, how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {} (set \"{}\" in appsettings*.json or {})",
+            self.key,
+            self.message,
+            self.key,
+            env_var(&self.key)
+        )
+    }
+}
+
+/// One effective value and where it came from, for `check-config`.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub key: String,
+    pub value: String,
+    pub origin: String,
+}
+
+/// The outcome of loading: usable settings, every problem, and the provenance report.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub settings: Settings,
+    pub problems: Vec<Problem>,
+    pub entries: Vec<Entry>,
+}
+
+/// The environment variable that sets `key` (`auth.client_id` -> `APP__AUTH__CLIENT_ID`).
+pub fn env_var(key: &str) -> String {
+    let key = key.split('[').next().unwrap_or(key);
+    format!("APP__{}", key.replace('.', "__").to_ascii_uppercase())
+}
+
+/// Loads from the files in `dir`, the given `APP_ENV` and environment variables.
+pub fn load(dir: &Path, app_env: Option<&str>, env: Map<String, String>) -> Loaded {
+    let app_env = AppEnv::parse(app_env);
+    let (config, problems) = sources::layered(dir, app_env.name(), env);
+    let mut reader = sources::Reader {
+        config: &config,
+        problems,
+        entries: Vec::new(),
+    };
+    let settings = schema::read(&mut reader, app_env);
+    let mut problems = reader.problems;
+    validate::validate(&settings, &mut problems);
+    Loaded {
+        settings,
+        problems,
+        entries: reader.entries,
+    }
+}
+
+/// Loads from the working directory, `APP_ENV` and the process environment.
+pub fn load_from_process() -> Loaded {
+    let env: Map<String, String> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("APP__"))
+        .collect();
+    let app_env = std::env::var("APP_ENV").ok();
+    load(Path::new("."), app_env.as_deref(), env)
+}
+
+fn parse_net(item: &str) -> Option<IpNet> {
+    item.parse::<IpNet>()
+        .ok()
+        .or_else(|| item.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
+/// Decodes a base64 session key of at least [`SESSION_KEY_LEN`] bytes.
+pub fn decode_key(text: &str) -> Result<Vec<u8>, String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|_| {
+            "is not valid base64; generate one with `openssl rand -base64 64`".to_owned()
+        })?;
+    if bytes.len() < SESSION_KEY_LEN {
+        return Err(format!(
+            "is {} bytes long; it must be at least {SESSION_KEY_LEN} (`openssl rand -base64 64`)",
+            bytes.len()
+        ));
+    }
+    Ok(bytes)
+}

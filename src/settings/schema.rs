@@ -1,0 +1,194 @@
+//! Every key rolegate reads, each with its one default (README's settings table mirrors this).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use rolegate_auth::{DEFAULT_ROLES, RuleSpec};
+use url::Url;
+
+use super::sources::Reader;
+use super::*;
+
+pub(super) fn read(r: &mut Reader<'_>, env: AppEnv) -> Settings {
+    let development = env == AppEnv::Development;
+    let host = r.string("server.host", "127.0.0.1");
+    let port = r.get::<u16>("server.port", 8000, "a port number (0-65535)");
+    let public_url_text = r.string("server.public_url", "");
+    if public_url_text.is_empty() {
+        r.problem(
+            "server.public_url",
+            "is missing; set it to the address users browse to, e.g. https://app.example.com (it is the only source of redirect URLs)",
+        );
+    }
+    let public_url = parse_url(r, "server.public_url", &public_url_text)
+        .unwrap_or_else(|| fallback_url(&host, port));
+    let trusted_proxies = r
+        .list("server.trusted_proxies", &[])
+        .into_iter()
+        .filter_map(|item| match parse_net(&item) {
+            Some(net) => Some(net),
+            None => {
+                r.problem(
+                    "server.trusted_proxies",
+                    format!("{item:?} is not an IP address or CIDR range such as 10.0.0.0/8"),
+                );
+                None
+            }
+        })
+        .collect();
+    let workers = r.get("server.workers", 0usize, "a whole number");
+
+    let authority_text = r.string("auth.authority", "");
+    let authority = parse_url(r, "auth.authority", &authority_text);
+    let client_id = r.string("auth.client_id", "");
+    let client_secret = r.get::<String>("auth.client_secret", String::new(), "text");
+    let base_path = r.string("auth.base_path", "");
+    let redirect_path = r.string("auth.redirect_path", "/getAToken");
+    let scopes = r.list("auth.scopes", &["openid", "profile", "email"]);
+    let prompt = Some(r.string("auth.prompt", "")).filter(|p| !p.is_empty());
+    let allowed_tenants = r.list("auth.allowed_tenants", &[]);
+    let api_audience = r.string("auth.api_audience", "");
+    let jwks_refresh_cooldown_secs = r.get(
+        "auth.jwks_refresh_cooldown_secs",
+        30u64,
+        "a number of seconds",
+    );
+    let discovery_retry_secs = r.get("auth.discovery_retry_secs", 5u64, "a number of seconds");
+    let http_timeout_secs = r.get("auth.http_timeout_secs", 10u64, "a number of seconds");
+    let clock_leeway_secs = r.get("auth.clock_leeway_secs", 60u64, "a number of seconds");
+
+    let roles = r.list("authorization.roles", &DEFAULT_ROLES);
+    let group_roles = r.structured::<Option<HashMap<String, String>>>(
+        "authorization.group_roles",
+        None,
+        "an object of group object id to role value",
+        |m| match m {
+            None => String::new(),
+            Some(m) => format!("{} groups mapped", m.len()),
+        },
+    );
+    let rules = r.structured::<Vec<RuleSpec>>(
+        "authorization.rules",
+        Vec::new(),
+        "a list of {\"path\", \"role\" or \"access\", \"methods\"} objects",
+        |rules| format!("{} rules", rules.len()),
+    );
+    let default = r.string("authorization.default", "anonymous");
+
+    let database_url = r.string("database.url", "sqlite://data/rolegate.db?mode=rwc");
+    let max_connections = r.get("database.max_connections", 8u32, "a whole number");
+    let startup_wait_secs = r.get("database.startup_wait_secs", 120u64, "a number of seconds");
+
+    let store_text = r.string("session.store", "database").to_ascii_lowercase();
+    let store = match store_text.as_str() {
+        "database" | "sqlite" => StoreKind::Database,
+        "redis" => StoreKind::Redis,
+        other => {
+            r.problem(
+                "session.store",
+                format!("{other:?} must be \"database\" or \"redis\""),
+            );
+            StoreKind::Database
+        }
+    };
+    let redis_url = r.get::<String>("session.redis_url", String::new(), "text");
+    let key_text = r.get::<String>("session.key", String::new(), "text");
+    let key_file_text = r.string(
+        "session.key_file",
+        if development { "data/session.key" } else { "" },
+    );
+    let key_file = Some(key_file_text)
+        .filter(|f| !f.is_empty())
+        .map(PathBuf::from);
+    let key = if key_text.trim().is_empty() {
+        None
+    } else {
+        decode_key(&key_text)
+            .map_err(|msg| r.problem("session.key", msg))
+            .ok()
+    };
+    let idle_timeout_minutes = r.get(
+        "session.idle_timeout_minutes",
+        480u64,
+        "a number of minutes",
+    );
+    let absolute_timeout_minutes = r.get(
+        "session.absolute_timeout_minutes",
+        1440u64,
+        "a number of minutes",
+    );
+
+    let filter = r.string(
+        "log.filter",
+        if development {
+            "rolegate=debug,rolegate_auth=debug,info"
+        } else {
+            "info"
+        },
+    );
+
+    Settings {
+        env,
+        server: ServerSettings {
+            host,
+            port,
+            public_url,
+            trusted_proxies,
+            workers,
+        },
+        auth: AuthSettings {
+            authority,
+            client_id,
+            client_secret,
+            base_path,
+            redirect_path,
+            scopes,
+            prompt,
+            allowed_tenants,
+            api_audience,
+            jwks_refresh_cooldown_secs,
+            discovery_retry_secs,
+            http_timeout_secs,
+            clock_leeway_secs,
+        },
+        authorization: AuthorizationSettings {
+            roles,
+            group_roles,
+            rules,
+            default,
+        },
+        database: DatabaseSettings {
+            url: database_url,
+            max_connections,
+            startup_wait_secs,
+        },
+        session: SessionSettings {
+            store,
+            redis_url,
+            key,
+            key_file,
+            idle_timeout_minutes,
+            absolute_timeout_minutes,
+        },
+        log: LogSettings { filter },
+    }
+}
+
+/// Parses a URL; an unusable one is a problem here, whether it must be https is checked later.
+fn parse_url(r: &mut Reader<'_>, key: &str, text: &str) -> Option<Url> {
+    if text.is_empty() {
+        return None;
+    }
+    match Url::parse(text) {
+        Ok(url) if url.host().is_some() && matches!(url.scheme(), "http" | "https") => Some(url),
+        _ => {
+            r.problem(key, format!("{text:?} is not an absolute http(s) URL"));
+            None
+        }
+    }
+}
+
+fn fallback_url(host: &str, port: u16) -> Url {
+    Url::parse(&format!("http://{host}:{port}/"))
+        .unwrap_or_else(|_| Url::parse("http://127.0.0.1/").expect("static URL parses"))
+}

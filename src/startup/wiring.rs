@@ -1,0 +1,153 @@
+//! The full app: database, session store, auth module, middleware order and routes.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_session::SessionMiddleware;
+use actix_session::config::{PersistentSession, TtlExtensionPolicy};
+use actix_web::cookie::{SameSite, time::Duration as CookieDuration};
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context as _;
+use rolegate_auth::{Auth, is_loopback_host};
+use url::Url;
+
+use crate::audit::{Audit, AuditEvents};
+use crate::net::TrustedProxies;
+use crate::routes::health::Health;
+use crate::session_store::{RedisSessionStore, Sessions, SqlSessionStore};
+use crate::settings::{Settings, StoreKind, auth_config};
+use crate::telemetry::{log_requests, security_headers};
+use crate::templates::{Templates, TeraPages};
+
+/// Every five minutes: drop expired sessions, and keep the SQLite WAL from growing.
+fn spawn_maintenance(store: Sessions, pool: crate::db::Pool, database_url: String) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(300));
+        loop {
+            tick.tick().await;
+            match store.purge_expired().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(purged = n, "expired sessions removed"),
+                Err(e) => tracing::warn!(error = %e, "could not purge expired sessions"),
+            }
+            crate::db::checkpoint(&pool, &database_url).await;
+        }
+    });
+}
+
+fn cookie_is_secure(public_url: &Url) -> bool {
+    public_url.scheme() == "https" || !is_loopback_host(public_url)
+}
+
+async fn session_store(settings: &Settings, pool: &crate::db::Pool) -> anyhow::Result<Sessions> {
+    Ok(match settings.session.store {
+        StoreKind::Redis => Sessions::redis(
+            RedisSessionStore::connect(
+                &settings.session.redis_url,
+                Duration::from_secs(settings.database.startup_wait_secs),
+            )
+            .await?,
+        ),
+        StoreKind::Database => Sessions::sql(
+            SqlSessionStore::new(pool.clone()),
+            crate::db::is_sqlite(&settings.database.url),
+        ),
+    })
+}
+
+pub async fn server(
+    settings: Settings,
+    listener: TcpListener,
+    templates: Arc<Templates>,
+) -> anyhow::Result<Server> {
+    let pool = crate::db::connect(&settings.database).await?;
+    crate::db::migrate(&pool)
+        .await
+        .context("database migrations failed")?;
+    let store = session_store(&settings, &pool).await?;
+    spawn_maintenance(store.clone(), pool.clone(), settings.database.url.clone());
+    let health = web::Data::new(Health::spawn(
+        pool.clone(),
+        store.clone(),
+        Duration::from_secs(2),
+    ));
+    let sessions_data = web::Data::new(store.clone());
+    let key = super::keys::session_key(&settings)?;
+    let proxies = TrustedProxies(settings.server.trusted_proxies.clone());
+    let audit = web::Data::new(Audit::new(pool.clone(), proxies.clone()));
+    let config = auth_config(&settings)
+        .map_err(|problems| anyhow::anyhow!("invalid settings:\n{}", super::list(&problems)))?;
+    let auth = Auth::new(
+        config,
+        TeraPages(templates.clone()),
+        AuditEvents(audit.get_ref().clone()),
+    )?;
+    {
+        let auth = auth.clone();
+        tokio::spawn(async move { auth.warm_up().await });
+    }
+
+    let secure = cookie_is_secure(&settings.server.public_url);
+    let cookie_name = if secure {
+        "__Host-rolegate"
+    } else {
+        "rolegate_session"
+    };
+    let idle = CookieDuration::minutes(settings.session.idle_timeout_minutes as i64);
+    let https = settings.server.public_url.scheme() == "https";
+    let workers = match settings.server.workers {
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
+        n => n,
+    };
+    let pool = web::Data::new(pool);
+    let templates = web::Data::new(templates);
+
+    let server = HttpServer::new(move || {
+        let sessions = SessionMiddleware::builder(store.clone(), key.clone())
+            .cookie_name(cookie_name.to_owned())
+            .cookie_secure(secure)
+            .cookie_http_only(true)
+            .cookie_same_site(SameSite::Lax)
+            .cookie_path("/".to_owned())
+            .session_lifecycle(
+                PersistentSession::default()
+                    .session_ttl(idle)
+                    .session_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
+            )
+            .build();
+        // Health and static assets sit outside the session layer: they never touch the
+        // session store, so they stay cheap and answer even while it is down. Inside it, the
+        // route rules run after the session is loaded and before any handler.
+        App::new()
+            .wrap(security_headers(https))
+            .wrap(from_fn(log_requests))
+            .app_data(auth.clone())
+            .app_data(proxies.clone())
+            .app_data(pool.clone())
+            .app_data(templates.clone())
+            .app_data(audit.clone())
+            .app_data(health.clone())
+            .app_data(sessions_data.clone())
+            .configure(crate::error::extractor_configs)
+            .configure(crate::routes::health::configure)
+            .service(crate::routes::static_files())
+            .service(
+                web::scope("")
+                    .wrap(auth.route_rules())
+                    .wrap(sessions)
+                    .wrap(from_fn(crate::error::store_errors))
+                    .configure(|cfg| auth.configure(cfg))
+                    .configure(crate::routes::configure)
+                    .default_service(web::to(crate::routes::not_found)),
+            )
+    })
+    .workers(workers)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
