@@ -290,3 +290,19 @@ test('/dash/: carol sees #dash and the note count; anonymous goes to /login', as
     assert.equal(new URL(res.headers.get('location'), stack.appUrl).pathname, '/login');
   }
 });
+
+test('/reports (guarded only by the route rule in appsettings.json): anonymous → /login, carol sees the table', async () => {
+  const res = await fetch(`${stack.appUrl}/reports`, { redirect: 'manual' });
+  assert.equal(res.status, 302, `anonymous /reports: ${res.status}`);
+  const location = new URL(res.headers.get('location'), stack.appUrl);
+  assert.equal(location.pathname, '/login');
+  assert.equal(location.searchParams.get('next'), '/reports');
+  await withContexts(async (open) => {
+    const carol = await open('carol', 'demoapp-reports-carol');
+    await carol.page.locator('nav a[href="/reports"]').click();
+    await carol.page.waitForURL((u) => u.pathname === '/reports');
+    assert.equal(await carol.page.locator('#reports-title').count(), 1);
+    assert.equal(await carol.page.locator('#notes-by-author').count(), 1);
+    await shot(carol.page, 'demoapp-reports-01-carol');
+  });
+});
