@@ -4,7 +4,7 @@ use std::sync::{Arc, OnceLock};
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse};
-use rolegate_auth::{Admin, AuthError, AuthPages, LoginPage, User, resolved_user};
+use rolegate_auth::{Admin, Auth, AuthError, AuthPages, LoginPage, User, resolved_user};
 use tera::{Context, Tera};
 
 /// The compiled templates.
@@ -52,6 +52,13 @@ impl Templates {
 /// The context every page starts from: the signed-in user, if any, for the navbar.
 pub fn base_context(req: &HttpRequest) -> Context {
     let mut ctx = Context::new();
+    // The auth routes may live under `auth.base_path`; links follow them.
+    let (login, logout) = req
+        .app_data::<Auth>()
+        .map(|a| (a.config().login_path(), a.config().logout_path()))
+        .unwrap_or(("/login", "/logout"));
+    ctx.insert("login_path", login);
+    ctx.insert("logout_path", logout);
     if let Some(user) = resolved_user(req) {
         ctx.insert("user", &*user);
         ctx.insert("access_level", access_label(&user));

@@ -372,3 +372,33 @@ async fn the_minimal_example_runs_in_a_bare_app() {
     assert_eq!(bob.get("/logout").await.status(), 302);
     assert_eq!(bob.get("/").await.status(), 302, "signed out");
 }
+
+#[tokio::test]
+async fn auth_routes_follow_the_base_path() {
+    let app = spawn_app_with(|env| {
+        env.insert("APP__AUTH__BASE_PATH".into(), "/auth".into());
+    })
+    .await;
+    let anonymous = app.get("/").await;
+    assert_eq!(anonymous.headers()["location"], "/auth/login?next=%2F");
+    assert_eq!(app.get("/login").await.status(), 404, "nothing at the root");
+    let page = app.get("/auth/login").await;
+    assert_eq!(page.status(), 200);
+    let started = crate::helpers::started_from_page(&page.text().await.unwrap());
+    assert_eq!(
+        started.params["redirect_uri"],
+        format!("{PUBLIC_URL}/auth/getAToken")
+    );
+    let claims = app.idp.claims("carol", &started.nonce);
+    app.idp
+        .reply(crate::fake_idp::TokenReply::IdToken(app.idp.sign(&claims)));
+    let callback = app
+        .get(&format!("/auth/getAToken?code=c&state={}", started.state))
+        .await;
+    assert_eq!(callback.status(), 302);
+    let home = app.get("/").await.text().await.unwrap();
+    assert!(home.contains("href=\"/auth/logout\""), "{home}");
+    let logout = app.get("/auth/logout").await;
+    assert_eq!(logout.status(), 302);
+    assert!(!app.is_signed_in().await);
+}

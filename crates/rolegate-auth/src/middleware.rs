@@ -88,37 +88,39 @@ pub struct CheckMiddleware<S> {
     check: Check,
 }
 
-/// What `check` asks of `req`: `Ok(None)` lets it pass without resolving the caller.
-fn decide(check: &Check, req: &HttpRequest) -> Result<(Auth, Option<Access>), Rejection> {
+/// Whether `req` may pass `check`; the caller is resolved only when the check needs one.
+async fn allowed(check: &Check, req: &HttpRequest) -> Result<(), (Option<Auth>, Rejection)> {
+    let reject = |auth: &Auth, r| (Some(auth.clone()), r);
     match check {
         Check::Role(role) => {
             let auth = req
                 .app_data::<Auth>()
-                .cloned()
-                .ok_or(Rejection::NotConfigured)?;
-            Ok((auth, Some(Access::Role((*role).to_owned()))))
+                .ok_or((None, Rejection::NotConfigured))?;
+            require(req, auth, Some(role))
+                .await
+                .map(drop)
+                .map_err(|r| reject(auth, r))
         }
         Check::Rules(auth) => {
-            let path = routed_path(req);
             let config = auth.config();
+            let path = routed_path(req);
             if path == config.login_path()
                 || path == config.redirect_path()
                 || path == config.logout_path()
             {
-                return Ok((auth.clone(), None));
+                return Ok(());
             }
-            let access = config.rules().required(req.method().as_str(), path);
-            Ok((auth.clone(), Some(access.clone())))
+            let needed = match config.rules().required(req.method().as_str(), path) {
+                Access::Anonymous => return Ok(()),
+                Access::Deny => return Err(reject(auth, Rejection::Denied)),
+                Access::SignedIn => None,
+                Access::Role(name) => Some(name.as_str()),
+            };
+            require(req, auth, needed)
+                .await
+                .map(drop)
+                .map_err(|r| reject(auth, r))
         }
-    }
-}
-
-async fn enforce(req: &HttpRequest, auth: &Auth, access: Access) -> Result<(), Rejection> {
-    match access {
-        Access::Anonymous => Ok(()),
-        Access::Deny => Err(Rejection::Denied),
-        Access::SignedIn => require(req, auth, None).await.map(drop),
-        Access::Role(name) => require(req, auth, Some(&name)).await.map(drop),
     }
 }
 
@@ -137,19 +139,14 @@ where
         let service = self.service.clone();
         let check = self.check.clone();
         Box::pin(async move {
-            let outcome = match decide(&check, req.request()) {
-                Ok((_, None)) | Ok((_, Some(Access::Anonymous))) => Ok(()),
-                Ok((auth, Some(access))) => {
-                    let http = req.request().clone();
-                    let result = enforce(&http, &auth, access).await;
-                    match result {
-                        Ok(()) => Ok(()),
-                        Err(rejection) => Err(respond(&http, &auth, rejection).await),
-                    }
-                    // `http` is dropped here: routing below needs the only reference.
-                }
-                Err(rejection) => Err(respond_unconfigured(rejection)),
+            let http = req.request().clone();
+            let outcome = match allowed(&check, &http).await {
+                Ok(()) => Ok(()),
+                Err((Some(auth), rejection)) => Err(respond(&http, &auth, rejection).await),
+                Err((None, rejection)) => Err(respond_unconfigured(rejection)),
             };
+            // Routing below needs the only reference to the request.
+            drop(http);
             match outcome {
                 Ok(()) => service.call(req).await.map(|r| r.map_into_left_body()),
                 Err(response) => Ok(req.into_response(response).map_into_right_body()),
