@@ -89,6 +89,7 @@ pub struct Settings {
     pub authorization: AuthorizationSettings,
     pub database: DatabaseSettings,
     pub session: SessionSettings,
+    pub audit: AuditSettings,
     pub log: LogSettings,
 }
 
@@ -101,6 +102,9 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<IpNet>,
     /// Worker threads; 0 = one per core.
     pub workers: usize,
+    /// Requests a minute one client IP may make to the sign-in, callback and sign-out routes;
+    /// 0 turns the limit off.
+    pub rate_limit_per_minute: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -134,9 +138,11 @@ pub struct AuthorizationSettings {
     pub default: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct DatabaseSettings {
     pub url: String,
+    /// Allows a non-loopback PostgreSQL without TLS in Production (session rows hold tokens).
+    pub allow_plaintext: bool,
     pub max_connections: u32,
     /// How long start-up waits for an unreachable PostgreSQL before giving up.
     pub startup_wait_secs: u64,
@@ -146,11 +152,20 @@ pub struct DatabaseSettings {
 pub struct SessionSettings {
     pub store: StoreKind,
     pub redis_url: String,
+    /// Allows `redis://` to a non-loopback host in Production.
+    pub allow_plaintext: bool,
     /// The cookie key, from `session.key` or `session.key_file`.
     pub key: Option<Vec<u8>>,
     pub key_file: Option<PathBuf>,
     pub idle_timeout_minutes: u64,
     pub absolute_timeout_minutes: u64,
+}
+
+/// `audit.*`: how long the audit log keeps rows.
+#[derive(Debug, Clone)]
+pub struct AuditSettings {
+    /// Rows older than this are purged by the maintenance task; 0 keeps them forever.
+    pub retention_days: u32,
 }
 
 #[derive(Debug, Clone)]

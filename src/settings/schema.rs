@@ -37,6 +37,11 @@ pub(super) fn read(r: &mut Reader<'_>, env: AppEnv) -> Settings {
         })
         .collect();
     let workers = r.get("server.workers", 0usize, "a whole number");
+    let rate_limit_per_minute = r.get(
+        "server.rate_limit_per_minute",
+        300u32,
+        "a whole number of requests (0 = off)",
+    );
 
     let authority_text = r.string("auth.authority", "");
     let authority = parse_url(r, "auth.authority", &authority_text);
@@ -78,6 +83,7 @@ pub(super) fn read(r: &mut Reader<'_>, env: AppEnv) -> Settings {
     let database_url = r.string("database.url", "sqlite://data/rolegate.db?mode=rwc");
     let max_connections = r.get("database.max_connections", 8u32, "a whole number");
     let startup_wait_secs = r.get("database.startup_wait_secs", 120u64, "a number of seconds");
+    let database_plaintext = r.get("database.allow_plaintext", false, "true or false");
 
     let store_text = r.string("session.store", "database").to_ascii_lowercase();
     let store = match store_text.as_str() {
@@ -92,6 +98,7 @@ pub(super) fn read(r: &mut Reader<'_>, env: AppEnv) -> Settings {
         }
     };
     let redis_url = r.get::<String>("session.redis_url", String::new(), "text");
+    let session_plaintext = r.get("session.allow_plaintext", false, "true or false");
     let key_text = r.get::<String>("session.key", String::new(), "text");
     let key_file_text = r.string(
         "session.key_file",
@@ -118,6 +125,8 @@ pub(super) fn read(r: &mut Reader<'_>, env: AppEnv) -> Settings {
         "a number of minutes",
     );
 
+    let retention_days = r.get("audit.retention_days", 90u32, "a whole number of days");
+
     let filter = r.string(
         "log.filter",
         if development {
@@ -135,6 +144,7 @@ pub(super) fn read(r: &mut Reader<'_>, env: AppEnv) -> Settings {
             public_url,
             trusted_proxies,
             workers,
+            rate_limit_per_minute,
         },
         auth: AuthSettings {
             authority,
@@ -159,17 +169,20 @@ pub(super) fn read(r: &mut Reader<'_>, env: AppEnv) -> Settings {
         },
         database: DatabaseSettings {
             url: database_url,
+            allow_plaintext: database_plaintext,
             max_connections,
             startup_wait_secs,
         },
         session: SessionSettings {
             store,
             redis_url,
+            allow_plaintext: session_plaintext,
             key,
             key_file,
             idle_timeout_minutes,
             absolute_timeout_minutes,
         },
+        audit: AuditSettings { retention_days },
         log: LogSettings { filter },
     }
 }

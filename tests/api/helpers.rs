@@ -86,6 +86,7 @@ pub async fn create_postgres_database(admin_url: &str) -> String {
         url: admin_url.to_owned(),
         max_connections: 1,
         startup_wait_secs: 0,
+        ..Default::default()
     })
     .await
     .expect("PostgreSQL admin connection");
@@ -294,6 +295,7 @@ impl TestApp {
             url: self.env["APP__DATABASE__URL"].clone(),
             max_connections: 1,
             startup_wait_secs: 0,
+            ..Default::default()
         })
         .await
         .unwrap()
