@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::metadata::is_secure_or_loopback;
+use crate::metadata::{is_loopback_host, is_secure_or_loopback};
 use crate::roles::{RoleHierarchy, RoleSource};
 use crate::rules::{Access, RuleSet, RuleSpec};
 
@@ -158,6 +158,14 @@ pub struct AuthConfigBuilder {
     code_roles: Vec<&'static str>,
 }
 
+/// Lowest JWKS cool-down and discovery retry for a provider that is not on loopback.
+const MIN_PROVIDER_INTERVAL_SECS: u64 = 5;
+/// Highest JWKS cool-down and discovery retry: longer would leave a key rollover or a
+/// recovered provider unnoticed for too long.
+const MAX_PROVIDER_INTERVAL_SECS: u64 = 3600;
+/// Longest idle or absolute session lifetime: a stolen cookie must not live for months.
+const MAX_SESSION_TIMEOUT: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// The role values of the DemoApp registration, lowest first: the default hierarchy.
 pub const DEFAULT_ROLES: [&str; 3] = ["DemoApp.Read", "DemoApp.Write", "DemoApp.Admin"];
 
@@ -251,15 +259,17 @@ impl AuthConfigBuilder {
     }
 
     setter!(
-        /// Minimum time between two key-set refetches for an unknown `kid`; default 30 s.
+        /// Minimum time between two key-set refetches for an unknown `kid` (5 s to 1 hour; less
+        /// only for a loopback authority); default 30 s.
         jwks_refresh_cooldown: Duration
     );
     setter!(
-        /// Minimum time between two discovery attempts while the provider is down; default 5 s.
+        /// Minimum time between two discovery attempts while the provider is down (5 s to 1 hour;
+        /// less only for a loopback authority); default 5 s.
         discovery_retry: Duration
     );
     setter!(
-        /// Connect and total timeout of every provider call (1 to 10 s); default 10 s.
+        /// Connect and total timeout of every provider call (1 to 30 s); default 10 s.
         http_timeout: Duration
     );
     setter!(
@@ -271,11 +281,12 @@ impl AuthConfigBuilder {
         pending_ttl: Duration
     );
     setter!(
-        /// A session ends after this long without a request; default 8 hours.
+        /// A session ends after this long without a request (at most 30 days); default 8 hours.
         idle_timeout: Duration
     );
     setter!(
-        /// A session ends this long after sign-in whatever the activity; default 24 hours.
+        /// A session ends this long after sign-in whatever the activity (at most 30 days); default
+        /// 24 hours.
         absolute_timeout: Duration
     );
 
@@ -401,11 +412,42 @@ impl AuthConfigBuilder {
                 format!("{p:?} must be one of none, login, consent, select_account"),
             );
         }
-        if !(1..=10).contains(&self.http_timeout.as_secs()) {
+        if !(1..=30).contains(&self.http_timeout.as_secs()) {
             problem(
                 "http_timeout_secs",
-                "must be between 1 and 10 seconds".into(),
+                "must be between 1 and 30 seconds".into(),
             );
+        }
+        // The floors stop forged `kid`s and an outage from hammering a real provider. A
+        // loopback issuer (the discovery issuer must equal it) is a local test or dev provider.
+        let local = authority.as_ref().is_some_and(is_loopback_host);
+        for (field, value) in [
+            ("jwks_refresh_cooldown_secs", self.jwks_refresh_cooldown),
+            ("discovery_retry_secs", self.discovery_retry),
+        ] {
+            let floor = if local { 0 } else { MIN_PROVIDER_INTERVAL_SECS };
+            if !(floor..=MAX_PROVIDER_INTERVAL_SECS).contains(&value.as_secs()) {
+                problem(
+                    field,
+                    format!(
+                        "must be between {MIN_PROVIDER_INTERVAL_SECS} and {MAX_PROVIDER_INTERVAL_SECS} seconds (below {MIN_PROVIDER_INTERVAL_SECS} only for a loopback authority)"
+                    ),
+                );
+            }
+        }
+        for (field, value) in [
+            ("idle_timeout", self.idle_timeout),
+            ("absolute_timeout", self.absolute_timeout),
+        ] {
+            if value > MAX_SESSION_TIMEOUT {
+                problem(
+                    field,
+                    format!(
+                        "must be at most 30 days ({} minutes)",
+                        MAX_SESSION_TIMEOUT.as_secs() / 60
+                    ),
+                );
+            }
         }
         if self.clock_leeway_secs > 300 {
             problem("clock_leeway_secs", "must be at most 300 seconds".into());
@@ -614,5 +656,51 @@ mod tests {
             assert!(fields.contains(&f), "{f} missing from {fields:?}");
         }
         assert!(err.to_string().contains("Missing.Role"));
+    }
+    fn fields(b: AuthConfigBuilder) -> Vec<String> {
+        match b.build() {
+            Ok(_) => Vec::new(),
+            Err(e) => e.problems.into_iter().map(|p| p.field).collect(),
+        }
+    }
+
+    #[test]
+    fn http_timeout_is_one_to_thirty_seconds() {
+        for (secs, ok) in [(0, false), (1, true), (30, true), (31, false)] {
+            let f = fields(base().http_timeout(Duration::from_secs(secs)));
+            assert_eq!(f.is_empty(), ok, "{secs} s: {f:?}");
+        }
+    }
+
+    #[test]
+    fn provider_intervals_have_a_floor_for_a_remote_authority() {
+        for set in [
+            |b: AuthConfigBuilder, d| b.jwks_refresh_cooldown(d),
+            |b: AuthConfigBuilder, d| b.discovery_retry(d),
+        ] {
+            for (secs, ok) in [(0, false), (4, false), (5, true), (3600, true), (3601, false)] {
+                let f = fields(set(base(), Duration::from_secs(secs)));
+                assert_eq!(f.is_empty(), ok, "{secs} s: {f:?}");
+            }
+            // A loopback issuer is a local provider: tests and dev may retry at once.
+            let local = AuthConfig::builder("http://127.0.0.1:9400", "client", "https://app.example")
+                .client_secret("s");
+            assert!(fields(set(local, Duration::ZERO)).is_empty());
+        }
+        let err = base().discovery_retry(Duration::ZERO).build().unwrap_err();
+        assert_eq!(err.problems[0].field, "discovery_retry_secs");
+        assert!(err.problems[0].message.contains("between 5 and 3600"));
+    }
+
+    #[test]
+    fn session_timeouts_are_at_most_thirty_days() {
+        let month = Duration::from_secs(30 * 24 * 3600);
+        let over = month + Duration::from_secs(60);
+        assert!(fields(base().idle_timeout(month).absolute_timeout(month)).is_empty());
+        assert_eq!(fields(base().absolute_timeout(over)), ["absolute_timeout"]);
+        assert_eq!(
+            fields(base().idle_timeout(over).absolute_timeout(over)),
+            ["idle_timeout", "absolute_timeout"]
+        );
     }
 }
