@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::Path;
 
-use config::{Config, Environment, File, FileFormat, Map, Value};
+use config::{Config, Environment, File, FileFormat, Map, Value, ValueKind};
 use serde::de::DeserializeOwned;
 
 use super::{Entry, Problem, env_var};
@@ -67,14 +67,11 @@ impl Reader<'_> {
 
     /// Notes the effective value of `key` and where it came from.
     pub fn record(&mut self, key: &str, raw: Option<&Value>, effective: String) {
-        let origin = match raw.and_then(|v| v.origin()) {
-            None => "default".to_owned(),
-            Some(o) if o.contains("environment") => format!("env {}", env_var(key)),
-            Some(o) => Path::new(o)
-                .file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-                .unwrap_or_else(|| o.to_owned()),
-        };
+        let origin = origin(key, raw);
+        self.note(key, origin, effective);
+    }
+
+    fn note(&mut self, key: &str, origin: String, effective: String) {
         let value = if effective.is_empty() {
             "(unset)".to_owned()
         } else if SECRET_KEYS.contains(&key) {
@@ -126,26 +123,29 @@ impl Reader<'_> {
             .to_owned()
     }
 
-    /// A list from a JSON array, or from a comma/space separated string (env vars).
+    /// A list in any of its forms (see [`list_items`]); an unreadable one is a problem naming
+    /// the key, and the default is used meanwhile.
     pub fn list(&mut self, key: &str, default: &[&str]) -> Vec<String> {
         let raw = self.raw(key);
-        let items: Vec<String> = match &raw {
-            None => default.iter().map(|s| s.to_string()).collect(),
-            Some(raw) => match raw.clone().into_array() {
-                Ok(values) => values.into_iter().map(|v| v.to_string()).collect(),
-                Err(_) => raw
-                    .to_string()
-                    .split([',', ' '])
-                    .map(str::to_owned)
-                    .collect(),
-            },
+        let defaults = || default.iter().map(|s| s.to_string()).collect();
+        let (items, form) = match raw.as_ref().map(|raw| list_items(key, raw)) {
+            None => (defaults(), None),
+            Some(Ok((items, form))) => (items, Some(form)),
+            Some(Err(message)) => {
+                self.problem(key, message);
+                (defaults(), None)
+            }
         };
         let items: Vec<String> = items
             .into_iter()
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty())
             .collect();
-        self.record(key, raw.as_ref(), format!("[{}]", items.join(", ")));
+        let mut origin = origin(key, raw.as_ref());
+        if let Some(form) = form.filter(|_| origin.starts_with("env ")) {
+            origin = format!("{origin} ({form})");
+        }
+        self.note(key, origin, format!("[{}]", items.join(", ")));
         items
     }
 
@@ -187,6 +187,112 @@ impl Reader<'_> {
         self.record(key, raw.as_ref(), shown);
         value
     }
+}
+
+/// Where a value came from: `default`, `env APP__…` or the file name. Indexed keys
+/// (`APP__KEY__0`, `__1`) form a table that has no origin of its own; its items have one.
+fn origin(key: &str, raw: Option<&Value>) -> String {
+    let Some(raw) = raw else {
+        return "default".to_owned();
+    };
+    let from = |o: &str| {
+        if o.contains("environment") {
+            None
+        } else {
+            Some(
+                Path::new(o)
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| o.to_owned()),
+            )
+        }
+    };
+    if let ValueKind::Table(table) = &raw.kind {
+        let mut subkeys: Vec<&String> = table.keys().collect();
+        subkeys.sort_by_key(|k| (k.parse::<u64>().unwrap_or(u64::MAX), k.as_str()));
+        let file = table.values().find_map(|v| v.origin().and_then(from));
+        return match file {
+            Some(file) => file,
+            None if subkeys.is_empty() => "default".to_owned(),
+            None => {
+                let vars: Vec<String> = subkeys
+                    .iter()
+                    .map(|k| format!("{}__{}", env_var(key), k.to_ascii_uppercase()))
+                    .collect();
+                format!("env {}", vars.join(", "))
+            }
+        };
+    }
+    match raw.origin() {
+        None => "default".to_owned(),
+        Some(o) => from(o).unwrap_or_else(|| format!("env {}", env_var(key))),
+    }
+}
+
+/// The items of a list value and the name of its form. Files give a JSON array. An
+/// environment variable gives text: a JSON array when it starts with `[`
+/// (`'["10.0.0.0/8","fd00::/8"]'`), else a comma/space separated list. ASP.NET-style indexed
+/// variables (`APP__KEY__0`, `APP__KEY__1`) arrive as a table keyed "0", "1", ordered by index.
+/// JSON that does not parse, a non-numeric index or an item that is not text is an error.
+fn list_items(key: &str, raw: &Value) -> Result<(Vec<String>, &'static str), String> {
+    match &raw.kind {
+        ValueKind::Array(values) => Ok((scalars(values.iter())?, "array")),
+        ValueKind::Table(table) => {
+            let mut indexed = std::collections::BTreeMap::new();
+            for (sub, value) in table {
+                let index = sub.parse::<u64>().map_err(|_| {
+                    format!(
+                        "{}__{} is not an indexed entry; number them {}__0, {}__1, …",
+                        env_var(key),
+                        sub.to_ascii_uppercase(),
+                        env_var(key),
+                        env_var(key)
+                    )
+                })?;
+                if indexed.insert(index, value).is_some() {
+                    return Err(format!("index {index} is given twice"));
+                }
+            }
+            Ok((scalars(indexed.into_values())?, "indexed"))
+        }
+        ValueKind::String(text) if text.trim_start().starts_with('[') => {
+            let values: Vec<serde_json::Value> = serde_json::from_str(text).map_err(|e| {
+                format!(
+                    "is not a valid JSON array ({e}); a value starting with [ is read as JSON, e.g. [\"a\",\"b\"], or write a comma-separated list"
+                )
+            })?;
+            let items = values
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    serde_json::Value::String(s) => Ok(s),
+                    serde_json::Value::Number(_) | serde_json::Value::Bool(_) => Ok(v.to_string()),
+                    _ => Err(format!("item {i} of the JSON array is not text: {v}")),
+                })
+                .collect::<Result<_, _>>()?;
+            Ok((items, "JSON array"))
+        }
+        _ => Ok((
+            raw.to_string()
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .map(str::to_owned)
+                .collect(),
+            "comma/space list",
+        )),
+    }
+}
+
+/// List items must be text (numbers and booleans are taken as written).
+fn scalars<'a>(values: impl Iterator<Item = &'a Value>) -> Result<Vec<String>, String> {
+    values
+        .enumerate()
+        .map(|(i, v)| match &v.kind {
+            ValueKind::Table(_) | ValueKind::Array(_) | ValueKind::Nil => {
+                Err(format!("item {i} is not text: {v}"))
+            }
+            _ => Ok(v.to_string()),
+        })
+        .collect()
 }
 
 fn mask_url_password(url: &str) -> String {

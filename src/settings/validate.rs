@@ -1,9 +1,11 @@
 //! Checks of values against each other. The auth section is checked by the auth crate's own
 //! builder, so the rules for what the module accepts live in one place.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use rolegate_auth::{Admin, AuthConfig, Read, Role, Write};
+use url::Url;
 
 use super::{Problem, Settings, StoreKind};
 
@@ -33,8 +35,8 @@ pub fn auth_config(s: &Settings) -> Result<AuthConfig, Vec<Problem>> {
     .discovery_retry(Duration::from_secs(a.discovery_retry_secs))
     .http_timeout(Duration::from_secs(a.http_timeout_secs))
     .clock_leeway_secs(a.clock_leeway_secs)
-    .idle_timeout(Duration::from_secs(s.session.idle_timeout_minutes * 60))
-    .absolute_timeout(Duration::from_secs(s.session.absolute_timeout_minutes * 60))
+    .idle_timeout(minutes(s.session.idle_timeout_minutes))
+    .absolute_timeout(minutes(s.session.absolute_timeout_minutes))
     .roles(z.roles.clone())
     .rules(z.rules.clone())
     .default_access(z.default.clone())
@@ -54,12 +56,19 @@ pub fn auth_config(s: &Settings) -> Result<AuthConfig, Vec<Problem>> {
     })
 }
 
+/// A settings value in minutes; saturating, so a huge value is refused by the builder's bound
+/// instead of overflowing.
+fn minutes(m: u64) -> Duration {
+    Duration::from_secs(m.saturating_mul(60))
+}
+
 /// The settings key of an auth builder field.
 fn settings_key(field: &str) -> String {
     let leaf = field.split('[').next().unwrap_or(field);
     match leaf {
         "public_url" => "server.public_url".to_owned(),
         "idle_timeout" => "session.idle_timeout_minutes".to_owned(),
+        "absolute_timeout" => "session.absolute_timeout_minutes".to_owned(),
         "roles" | "group_roles" | "rules" | "default" => format!("authorization.{field}"),
         _ => format!("auth.{field}"),
     }
@@ -111,6 +120,10 @@ pub(super) fn validate(s: &Settings, problems: &mut Vec<Problem>) {
     if s.database.max_connections == 0 {
         add("database.max_connections", "must be at least 1".into());
     }
+    if !s.is_development() {
+        transport(s, &mut add);
+    }
+    bounds(s, &mut add);
 
     if s.session.store == StoreKind::Redis
         && !(s.session.redis_url.starts_with("redis://")
@@ -144,4 +157,120 @@ pub(super) fn validate(s: &Settings, problems: &mut Vec<Problem>) {
         }
     }
     problems.extend(found);
+}
+
+/// Highest `server.rate_limit_per_minute`: above it the limit protects nothing.
+const MAX_RATE_LIMIT_PER_MINUTE: u32 = 100_000;
+/// Highest `audit.retention_days` (ten years); 0 keeps rows forever.
+const MAX_RETENTION_DAYS: u32 = 3650;
+
+/// Ranges of values that are legal but unsafe or meaningless.
+fn bounds(s: &Settings, add: &mut impl FnMut(&str, String)) {
+    for net in s
+        .server
+        .trusted_proxies
+        .iter()
+        .filter(|n| n.prefix_len() == 0)
+    {
+        add(
+            "server.trusted_proxies",
+            format!(
+                "{net} trusts every address to set X-Forwarded-For, so any client could choose its IP; list your proxies' addresses or ranges (prefix length 1 or more, e.g. 10.0.0.0/8)"
+            ),
+        );
+    }
+    if s.server.rate_limit_per_minute > MAX_RATE_LIMIT_PER_MINUTE {
+        add(
+            "server.rate_limit_per_minute",
+            format!(
+                "must be between 1 and {MAX_RATE_LIMIT_PER_MINUTE} requests a minute, or 0 to turn the limit off"
+            ),
+        );
+    }
+    if s.audit.retention_days > MAX_RETENTION_DAYS {
+        add(
+            "audit.retention_days",
+            format!(
+                "must be between 1 and {MAX_RETENTION_DAYS} days (10 years), or 0 to keep rows forever"
+            ),
+        );
+    }
+}
+
+/// Outside Development, the database and the Redis session store must use TLS unless they are
+/// on this machine or `allow_plaintext` says the network is trusted: session rows hold tokens.
+fn transport(s: &Settings, add: &mut impl FnMut(&str, String)) {
+    let db = &s.database.url;
+    if !s.database.allow_plaintext
+        && (db.starts_with("postgres://") || db.starts_with("postgresql://"))
+    {
+        match Url::parse(db) {
+            Err(e) => add("database.url", format!("is not a valid URL: {e}")),
+            Ok(url) => {
+                let (host, tls) = postgres_transport(&url);
+                if !tls && !is_local(&host) {
+                    add(
+                        "database.url",
+                        format!(
+                            "connects to PostgreSQL on {host} without TLS, and session rows hold tokens: add ?sslmode=verify-full (or verify-ca, require) to the URL, or set database.allow_plaintext to true if that network is trusted"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    if s.session.store == StoreKind::Redis
+        && !s.session.allow_plaintext
+        && let Ok(url) = Url::parse(&s.session.redis_url)
+        && url.scheme() == "redis"
+    {
+        let host = url.host_str().unwrap_or_default();
+        if !is_local(host) {
+            add(
+                "session.redis_url",
+                format!(
+                    "connects to Redis on {host} without TLS, and session rows hold tokens: use rediss:// (TLS), or set session.allow_plaintext to true if that network is trusted"
+                ),
+            );
+        }
+    }
+}
+
+/// The host a PostgreSQL URL reaches and whether it demands TLS. As in sqlx, a `host` or
+/// `hostaddr` in the query overrides the authority and the last `sslmode` counts; only
+/// `require`, `verify-ca` and `verify-full` refuse a plaintext connection.
+fn postgres_transport(url: &Url) -> (String, bool) {
+    let mut host = url.host_str().unwrap_or_default().to_owned();
+    let mut tls = false;
+    for (name, value) in url.query_pairs() {
+        match name.as_ref() {
+            "host" | "hostaddr" => host = value.into_owned(),
+            "sslmode" | "ssl-mode" => {
+                tls = ["require", "verify-ca", "verify-full"]
+                    .iter()
+                    .any(|m| value.eq_ignore_ascii_case(m));
+            }
+            _ => {}
+        }
+    }
+    (host, tls)
+}
+
+/// `localhost`, a loopback address (127.0.0.0/8, ::1, ::ffff:127.x), a Unix socket path, or no
+/// host at all (the driver's local default): traffic that never leaves the machine.
+fn is_local(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || host.starts_with('/') || host.to_ascii_lowercase().starts_with("%2f") {
+        return true;
+    }
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    match host.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) => ip.is_loopback(),
+        Ok(IpAddr::V6(ip)) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        Err(_) => false,
+    }
 }

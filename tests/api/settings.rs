@@ -208,3 +208,450 @@ async fn development_serves_the_almost_there_page() {
         503
     );
 }
+
+/// The problems of loading `pairs` from an empty directory under `app_env`.
+fn problems_for(app_env: &str, pairs: &[(&str, &str)]) -> Vec<settings::Problem> {
+    let dir = crate::helpers::temp_dir();
+    settings::load(&dir, Some(app_env), env(pairs)).problems
+}
+
+fn problem_for<'a>(problems: &'a [settings::Problem], key: &str) -> Option<&'a str> {
+    problems
+        .iter()
+        .find(|p| p.key == key)
+        .map(|p| p.message.as_str())
+}
+
+#[test]
+fn plaintext_database_off_loopback_is_refused_outside_development() {
+    let remote = "postgres://app:hunter2@db.example.com:5432/app";
+    let refused = [
+        remote.to_owned(),
+        format!("{remote}?sslmode=prefer"),
+        format!("{remote}?sslmode=disable"),
+        format!("{remote}?sslmode=require&sslmode=disable"),
+        "postgresql://app@10.0.0.5/app".to_owned(),
+        "postgres://app@localhost/app?host=db.example.com".to_owned(),
+    ];
+    for url in &refused {
+        let problems = problems_for("Production", &[("APP__DATABASE__URL", url)]);
+        let message = problem_for(&problems, "database.url")
+            .unwrap_or_else(|| panic!("{url} should be refused: {problems:?}"));
+        assert!(
+            message.contains("sslmode=verify-full")
+                && message.contains("database.allow_plaintext")
+                && message.contains("tokens"),
+            "{message}"
+        );
+        assert!(!message.contains("hunter2"), "no password in {message}");
+        for (app_env, extra) in [
+            ("Production", ("APP__DATABASE__ALLOW_PLAINTEXT", "true")),
+            ("Development", ("APP__LOG__FILTER", "info")),
+        ] {
+            let problems = problems_for(app_env, &[("APP__DATABASE__URL", url), extra]);
+            assert_eq!(
+                problem_for(&problems, "database.url"),
+                None,
+                "{url} {extra:?}"
+            );
+        }
+    }
+    let accepted = [
+        format!("{remote}?sslmode=require"),
+        format!("{remote}?sslmode=verify-ca"),
+        format!("{remote}?application_name=x&sslmode=VERIFY-FULL"),
+        "postgres://app@localhost/app".to_owned(),
+        "postgres://app@127.0.0.2:5432/app".to_owned(),
+        "postgres://app@[::1]/app".to_owned(),
+        "postgres://app@db.example.com/app?host=/var/run/postgresql".to_owned(),
+    ];
+    for url in &accepted {
+        let problems = problems_for("Staging", &[("APP__DATABASE__URL", url)]);
+        assert_eq!(problem_for(&problems, "database.url"), None, "{url}");
+    }
+}
+
+#[test]
+fn plaintext_redis_off_loopback_is_refused_outside_development() {
+    let redis = |url: &'static str| {
+        [
+            ("APP__SESSION__STORE", "redis"),
+            ("APP__SESSION__REDIS_URL", url),
+        ]
+    };
+    let problems = problems_for("Production", &redis("redis://:pw@cache.example.com:6379"));
+    let message = problem_for(&problems, "session.redis_url").expect("plaintext Redis refused");
+    assert!(
+        message.contains("rediss://")
+            && message.contains("session.allow_plaintext")
+            && message.contains("tokens")
+            && !message.contains("pw@"),
+        "{message}"
+    );
+    for url in [
+        "rediss://cache.example.com:6380",
+        "redis://127.0.0.1:6379",
+        "redis://localhost:6379/0",
+        "redis://[::1]:6379",
+    ] {
+        let problems = problems_for("Test", &redis(url));
+        assert_eq!(problem_for(&problems, "session.redis_url"), None, "{url}");
+    }
+    let mut allowed = redis("redis://cache.example.com:6379").to_vec();
+    allowed.push(("APP__SESSION__ALLOW_PLAINTEXT", "true"));
+    assert_eq!(
+        problem_for(&problems_for("Production", &allowed), "session.redis_url"),
+        None
+    );
+    let problems = problems_for("Development", &redis("redis://cache.example.com:6379"));
+    assert_eq!(problem_for(&problems, "session.redis_url"), None);
+}
+
+#[test]
+fn tunables_out_of_bounds_name_the_key_and_the_range() {
+    // A remote authority: the provider floors apply to it.
+    let authority = ("APP__AUTH__AUTHORITY", "https://login.example.com/t/v2.0");
+    let cases: Vec<(&str, &str, &str, &str)> = vec![
+        (
+            "APP__SERVER__TRUSTED_PROXIES",
+            "10.0.0.0/8, 0.0.0.0/0",
+            "server.trusted_proxies",
+            "prefix length 1 or more",
+        ),
+        (
+            "APP__SERVER__TRUSTED_PROXIES",
+            "::/0",
+            "server.trusted_proxies",
+            "prefix length 1 or more",
+        ),
+        (
+            "APP__AUTH__JWKS_REFRESH_COOLDOWN_SECS",
+            "4",
+            "auth.jwks_refresh_cooldown_secs",
+            "between 5 and 3600 seconds",
+        ),
+        (
+            "APP__AUTH__DISCOVERY_RETRY_SECS",
+            "0",
+            "auth.discovery_retry_secs",
+            "between 5 and 3600 seconds",
+        ),
+        (
+            "APP__AUTH__HTTP_TIMEOUT_SECS",
+            "31",
+            "auth.http_timeout_secs",
+            "between 1 and 30 seconds",
+        ),
+        (
+            "APP__AUTH__HTTP_TIMEOUT_SECS",
+            "0",
+            "auth.http_timeout_secs",
+            "between 1 and 30 seconds",
+        ),
+        (
+            "APP__SESSION__ABSOLUTE_TIMEOUT_MINUTES",
+            "43201",
+            "session.absolute_timeout_minutes",
+            "at most 30 days",
+        ),
+        (
+            "APP__SERVER__RATE_LIMIT_PER_MINUTE",
+            "100001",
+            "server.rate_limit_per_minute",
+            "between 1 and 100000",
+        ),
+        (
+            "APP__AUDIT__RETENTION_DAYS",
+            "3651",
+            "audit.retention_days",
+            "between 1 and 3650 days",
+        ),
+    ];
+    for (var, value, key, range) in cases {
+        let problems = problems_for("Production", &[authority, (var, value)]);
+        let message = problem_for(&problems, key)
+            .unwrap_or_else(|| panic!("{var}={value} should flag {key}: {problems:?}"));
+        assert!(message.contains(range), "{key}: {message}");
+    }
+    // Both timeouts over 30 days: the idle one is refused for its bound, not only for
+    // exceeding the absolute one.
+    let problems = problems_for(
+        "Production",
+        &[
+            ("APP__SESSION__IDLE_TIMEOUT_MINUTES", "43201"),
+            ("APP__SESSION__ABSOLUTE_TIMEOUT_MINUTES", "43201"),
+        ],
+    );
+    let message = problem_for(&problems, "session.idle_timeout_minutes").expect("idle bound");
+    assert!(message.contains("at most 30 days"), "{message}");
+}
+
+#[test]
+fn tunables_at_their_bounds_are_accepted() {
+    let keys = [
+        "server.trusted_proxies",
+        "auth.jwks_refresh_cooldown_secs",
+        "auth.discovery_retry_secs",
+        "auth.http_timeout_secs",
+        "session.idle_timeout_minutes",
+        "session.absolute_timeout_minutes",
+        "server.rate_limit_per_minute",
+        "audit.retention_days",
+    ];
+    for pairs in [
+        [
+            ("APP__AUTH__AUTHORITY", "https://login.example.com/t/v2.0"),
+            (
+                "APP__SERVER__TRUSTED_PROXIES",
+                "10.0.0.0/8 fd00::/8 192.0.2.1",
+            ),
+            ("APP__AUTH__JWKS_REFRESH_COOLDOWN_SECS", "5"),
+            ("APP__AUTH__DISCOVERY_RETRY_SECS", "3600"),
+            ("APP__AUTH__HTTP_TIMEOUT_SECS", "30"),
+            ("APP__SESSION__IDLE_TIMEOUT_MINUTES", "43200"),
+            ("APP__SESSION__ABSOLUTE_TIMEOUT_MINUTES", "43200"),
+            ("APP__SERVER__RATE_LIMIT_PER_MINUTE", "100000"),
+            ("APP__AUDIT__RETENTION_DAYS", "3650"),
+        ],
+        [
+            // A loopback authority is a local provider (the test suite's fake, dev/idp):
+            // retrying at once cannot hammer a real one.
+            ("APP__AUTH__AUTHORITY", "http://127.0.0.1:9400"),
+            ("APP__SERVER__TRUSTED_PROXIES", "127.0.0.1/32"),
+            ("APP__AUTH__JWKS_REFRESH_COOLDOWN_SECS", "0"),
+            ("APP__AUTH__DISCOVERY_RETRY_SECS", "0"),
+            ("APP__AUTH__HTTP_TIMEOUT_SECS", "1"),
+            ("APP__SESSION__IDLE_TIMEOUT_MINUTES", "1"),
+            ("APP__SERVER__RATE_LIMIT_PER_MINUTE", "0"),
+            ("APP__AUDIT__RETENTION_DAYS", "0"),
+            ("APP__LOG__FILTER", "info"),
+        ],
+    ] {
+        let problems = problems_for("Production", &pairs);
+        for key in keys {
+            assert_eq!(problem_for(&problems, key), None, "{key}: {pairs:?}");
+        }
+    }
+}
+
+#[test]
+fn huge_session_timeouts_are_refused_without_overflow() {
+    let max = u64::MAX.to_string();
+    let problems = problems_for(
+        "Production",
+        &[
+            ("APP__SESSION__IDLE_TIMEOUT_MINUTES", &max),
+            ("APP__SESSION__ABSOLUTE_TIMEOUT_MINUTES", &max),
+        ],
+    );
+    let message = problem_for(&problems, "session.absolute_timeout_minutes").expect("refused");
+    assert!(message.contains("at most 30 days"), "{message}");
+}
+
+/// The effective value and origin `check-config` prints for `key`.
+fn shown(loaded: &settings::Loaded, key: &str) -> (String, String) {
+    let e = loaded
+        .entries
+        .iter()
+        .find(|e| e.key == key)
+        .unwrap_or_else(|| panic!("{key} not reported"));
+    (e.value.clone(), e.origin.clone())
+}
+
+#[test]
+fn list_settings_accept_a_json_array_in_the_environment() {
+    let dir = crate::helpers::temp_dir();
+    let loaded = settings::load(
+        &dir,
+        Some("Production"),
+        env(&[
+            (
+                "APP__SERVER__TRUSTED_PROXIES",
+                r#"["10.0.0.0/8","fd00::/8"]"#,
+            ),
+            (
+                "APP__AUTH__SCOPES",
+                r#" ["openid", "profile", "api://x/.default"] "#,
+            ),
+            ("APP__AUTH__ALLOWED_TENANTS", r#"["tenant-1","tenant-2"]"#),
+            (
+                "APP__AUTHORIZATION__ROLES",
+                r#"["DemoApp.Read","DemoApp.Write","DemoApp.Admin"]"#,
+            ),
+        ]),
+    );
+    let s = &loaded.settings;
+    let nets: Vec<String> = s
+        .server
+        .trusted_proxies
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(nets, ["10.0.0.0/8", "fd00::/8"]);
+    assert_eq!(s.auth.scopes, ["openid", "profile", "api://x/.default"]);
+    assert_eq!(s.auth.allowed_tenants, ["tenant-1", "tenant-2"]);
+    assert_eq!(
+        s.authorization.roles,
+        ["DemoApp.Read", "DemoApp.Write", "DemoApp.Admin"]
+    );
+    for key in [
+        "server.trusted_proxies",
+        "auth.scopes",
+        "auth.allowed_tenants",
+        "authorization.roles",
+    ] {
+        assert_eq!(problem_for(&loaded.problems, key), None, "{key}");
+    }
+    assert_eq!(
+        shown(&loaded, "server.trusted_proxies"),
+        (
+            "[10.0.0.0/8, fd00::/8]".to_owned(),
+            "env APP__SERVER__TRUSTED_PROXIES (JSON array)".to_owned()
+        )
+    );
+}
+
+#[test]
+fn list_settings_accept_a_comma_or_space_list_in_the_environment() {
+    let dir = crate::helpers::temp_dir();
+    let loaded = settings::load(
+        &dir,
+        Some("Production"),
+        env(&[
+            ("APP__SERVER__TRUSTED_PROXIES", "10.0.0.0/8, fd00::/8"),
+            ("APP__AUTH__SCOPES", "openid profile\temail"),
+        ]),
+    );
+    assert_eq!(loaded.settings.server.trusted_proxies.len(), 2);
+    assert_eq!(loaded.settings.auth.scopes, ["openid", "profile", "email"]);
+    assert_eq!(
+        shown(&loaded, "server.trusted_proxies"),
+        (
+            "[10.0.0.0/8, fd00::/8]".to_owned(),
+            "env APP__SERVER__TRUSTED_PROXIES (comma/space list)".to_owned()
+        )
+    );
+}
+
+#[test]
+fn list_settings_accept_indexed_keys_in_index_order() {
+    // The repository's appsettings.json sets `trusted_proxies: []`; indexed keys replace it.
+    let loaded = settings::load(
+        std::path::Path::new("."),
+        Some("Production"),
+        env(&[
+            ("APP__SERVER__TRUSTED_PROXIES__10", "192.168.0.0/16"),
+            ("APP__SERVER__TRUSTED_PROXIES__1", "fd00::/8"),
+            ("APP__SERVER__TRUSTED_PROXIES__0", "10.0.0.0/8"),
+            ("APP__SERVER__TRUSTED_PROXIES__2", "172.16.0.0/12"),
+            ("APP__AUTH__SCOPES__0", "openid"),
+            ("APP__AUTH__SCOPES__1", "profile"),
+            ("APP__AUTH__ALLOWED_TENANTS__0", "tenant-1"),
+            ("APP__AUTHORIZATION__ROLES__0", "DemoApp.Read"),
+            ("APP__AUTHORIZATION__ROLES__1", "DemoApp.Write"),
+            ("APP__AUTHORIZATION__ROLES__2", "DemoApp.Admin"),
+        ]),
+    );
+    let s = &loaded.settings;
+    let nets: Vec<String> = s
+        .server
+        .trusted_proxies
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(
+        nets,
+        ["10.0.0.0/8", "fd00::/8", "172.16.0.0/12", "192.168.0.0/16"]
+    );
+    assert_eq!(s.auth.scopes, ["openid", "profile"]);
+    assert_eq!(s.auth.allowed_tenants, ["tenant-1"]);
+    assert_eq!(
+        s.authorization.roles,
+        ["DemoApp.Read", "DemoApp.Write", "DemoApp.Admin"]
+    );
+    for key in [
+        "server.trusted_proxies",
+        "auth.scopes",
+        "auth.allowed_tenants",
+        "authorization.roles",
+    ] {
+        assert_eq!(problem_for(&loaded.problems, key), None, "{key}");
+    }
+    let (value, origin) = shown(&loaded, "server.trusted_proxies");
+    assert_eq!(
+        value,
+        "[10.0.0.0/8, fd00::/8, 172.16.0.0/12, 192.168.0.0/16]"
+    );
+    assert_eq!(
+        origin,
+        "env APP__SERVER__TRUSTED_PROXIES__0, APP__SERVER__TRUSTED_PROXIES__1, \
+         APP__SERVER__TRUSTED_PROXIES__2, APP__SERVER__TRUSTED_PROXIES__10 (indexed)"
+    );
+}
+
+#[test]
+fn unreadable_list_settings_are_problems_naming_the_key() {
+    let cases: Vec<(&str, &str, &str, &str)> = vec![
+        (
+            "APP__AUTH__ALLOWED_TENANTS",
+            r#"["tenant-1","#,
+            "auth.allowed_tenants",
+            "not a valid JSON array",
+        ),
+        (
+            "APP__AUTH__SCOPES",
+            r#"["openid" "profile"]"#,
+            "auth.scopes",
+            "not a valid JSON array",
+        ),
+        (
+            "APP__AUTHORIZATION__ROLES",
+            r#"[{"name": "A"}]"#,
+            "authorization.roles",
+            "not text",
+        ),
+        (
+            "APP__SERVER__TRUSTED_PROXIES__FIRST",
+            "10.0.0.0/8",
+            "server.trusted_proxies",
+            "APP__SERVER__TRUSTED_PROXIES__FIRST is not an indexed entry",
+        ),
+        (
+            "APP__AUTH__ALLOWED_TENANTS__0__NAME",
+            "t",
+            "auth.allowed_tenants",
+            "not text",
+        ),
+    ];
+    for (var, value, key, why) in cases {
+        let problems = problems_for("Production", &[(var, value)]);
+        let message = problem_for(&problems, key)
+            .unwrap_or_else(|| panic!("{var}={value} should flag {key}: {problems:?}"));
+        assert!(message.contains(why), "{var}: {message}");
+    }
+    let problems = problems_for(
+        "Production",
+        &[
+            ("APP__AUTH__SCOPES__0", "openid"),
+            ("APP__AUTH__SCOPES__00", "profile"),
+        ],
+    );
+    assert!(
+        problem_for(&problems, "auth.scopes").is_some_and(|m| m.contains("given twice")),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn development_with_a_json_array_list_has_no_problems() {
+    let loaded = settings::load(
+        std::path::Path::new("."),
+        Some("Development"),
+        env(&[(
+            "APP__SERVER__TRUSTED_PROXIES",
+            r#"["10.0.0.0/8","fd00::/8"]"#,
+        )]),
+    );
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    assert_eq!(loaded.settings.server.trusted_proxies.len(), 2);
+}
