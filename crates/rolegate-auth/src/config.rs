@@ -678,13 +678,20 @@ mod tests {
             |b: AuthConfigBuilder, d| b.jwks_refresh_cooldown(d),
             |b: AuthConfigBuilder, d| b.discovery_retry(d),
         ] {
-            for (secs, ok) in [(0, false), (4, false), (5, true), (3600, true), (3601, false)] {
+            for (secs, ok) in [
+                (0, false),
+                (4, false),
+                (5, true),
+                (3600, true),
+                (3601, false),
+            ] {
                 let f = fields(set(base(), Duration::from_secs(secs)));
                 assert_eq!(f.is_empty(), ok, "{secs} s: {f:?}");
             }
             // A loopback issuer is a local provider: tests and dev may retry at once.
-            let local = AuthConfig::builder("http://127.0.0.1:9400", "client", "https://app.example")
-                .client_secret("s");
+            let local =
+                AuthConfig::builder("http://127.0.0.1:9400", "client", "https://app.example")
+                    .client_secret("s");
             assert!(fields(set(local, Duration::ZERO)).is_empty());
         }
         let err = base().discovery_retry(Duration::ZERO).build().unwrap_err();
