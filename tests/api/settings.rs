@@ -642,16 +642,38 @@ fn unreadable_list_settings_are_problems_naming_the_key() {
     );
 }
 
-#[test]
-fn development_with_a_json_array_list_has_no_problems() {
+#[tokio::test]
+async fn development_with_a_json_array_list_serves_the_app() {
+    let dir = crate::helpers::temp_dir();
+    let db = format!("sqlite://{}/rolegate.db?mode=rwc", dir.display());
+    let key = crate::helpers::session_key_b64();
+    // The shipped Development settings name a local provider; the fake stands in for it.
+    let idp = crate::fake_idp::FakeIdp::start().await;
     let loaded = settings::load(
         std::path::Path::new("."),
         Some("Development"),
-        env(&[(
-            "APP__SERVER__TRUSTED_PROXIES",
-            r#"["10.0.0.0/8","fd00::/8"]"#,
-        )]),
+        env(&[
+            (
+                "APP__SERVER__TRUSTED_PROXIES",
+                r#"["10.0.0.0/8","fd00::/8"]"#,
+            ),
+            ("APP__SERVER__PORT", "0"),
+            ("APP__AUTH__AUTHORITY", &idp.issuer),
+            ("APP__AUTH__CLIENT_ID", crate::fake_idp::CLIENT_ID),
+            ("APP__AUTH__CLIENT_SECRET", crate::fake_idp::CLIENT_SECRET),
+            ("APP__DATABASE__URL", &db),
+            ("APP__SESSION__KEY", &key),
+        ]),
     );
     assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
     assert_eq!(loaded.settings.server.trusted_proxies.len(), 2);
+    let app = Application::build(loaded).await.expect("app builds");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    for path in ["/", "/login"] {
+        let response = reqwest::get(format!("{base}{path}")).await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let body = response.text().await.unwrap();
+        assert!(!body.contains("Almost there"), "{path}: {body}");
+    }
 }
