@@ -141,7 +141,8 @@ pub struct AuthorizationSettings {
 #[derive(Debug, Clone, Default)]
 pub struct DatabaseSettings {
     pub url: String,
-    /// Allows a non-loopback PostgreSQL without TLS in Production (session rows hold tokens).
+    /// Allows a non-loopback PostgreSQL without TLS outside Development (session rows hold
+    /// tokens, so TLS is required by default).
     pub allow_plaintext: bool,
     pub max_connections: u32,
     /// How long start-up waits for an unreachable PostgreSQL before giving up.
@@ -152,7 +153,7 @@ pub struct DatabaseSettings {
 pub struct SessionSettings {
     pub store: StoreKind,
     pub redis_url: String,
-    /// Allows `redis://` to a non-loopback host in Production.
+    /// Allows `redis://` to a non-loopback host outside Development.
     pub allow_plaintext: bool,
     /// The cookie key, from `session.key` or `session.key_file`.
     pub key: Option<Vec<u8>>,
