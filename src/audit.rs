@@ -49,7 +49,8 @@ pub const ANONYMOUS_ROWS_PER_MINUTE: NonZeroU32 = NonZeroU32::new(10).unwrap();
 /// The route key of a request that matched no route (the default service).
 const UNMATCHED: &str = "(unmatched)";
 /// What the log line of suppressed events says.
-const SUPPRESSED: &str = "audit events not written";
+const SUPPRESSED: &str = "audit events not written: anonymous events over 10 per client IP a \
+                          minute, or repeats of an access denial within its minute";
 
 /// When each (user, route pattern) last wrote an `access_denied` row; bounded.
 struct Denials {
@@ -160,10 +161,9 @@ impl Audit {
     /// Whether this denial is the first for (user, route pattern) within [`DENIED_EVERY_SECS`].
     fn first_denial(&self, req: &HttpRequest, user: &User, route: &str) -> bool {
         let first = match self.denied.lock() {
-            Ok(mut denied) => denied.first(
-                (user.sub.clone(), route.to_owned()),
-                crate::clock::now(),
-            ),
+            Ok(mut denied) => {
+                denied.first((user.sub.clone(), route.to_owned()), crate::clock::now())
+            }
             Err(_) => true,
         };
         if !first {
@@ -235,7 +235,11 @@ impl AuthEvents for AuditEvents {
         let detail = if route == req.path() {
             format!("{} {} needs {}", req.method(), req.path(), needed)
         } else {
-            format!("{} {} (route {route}) needs {needed}", req.method(), req.path())
+            format!(
+                "{} {} (route {route}) needs {needed}",
+                req.method(),
+                req.path()
+            )
         };
         self.0
             .later(self.0.entry(req, Event::AccessDenied, Some(user), detail))
@@ -274,7 +278,10 @@ mod tests {
         for user in ["a", "b", "c"] {
             assert!(d.first(key(user, "/admin"), 1000));
         }
-        assert!(!d.first(key("d", "/admin"), 1010), "full of live keys: refused");
+        assert!(
+            !d.first(key("d", "/admin"), 1010),
+            "full of live keys: refused"
+        );
         assert_eq!(d.seen.len(), 3);
         assert!(d.first(key("d", "/admin"), 1060), "expired keys dropped");
         assert_eq!(d.seen.len(), 1);

@@ -115,7 +115,8 @@ pub struct Tally {
 const TALLY_EVERY_SECS: i64 = 60;
 
 impl Tally {
-    /// Counts one refusal of `ip`; logs the count if the last line is a minute old.
+    /// Counts one refusal of `ip`; logs the count (with `what` as the message) if the last
+    /// line is a minute old.
     pub fn note(&self, what: &'static str, ip: Option<IpAddr>) {
         self.count.fetch_add(1, Ordering::Relaxed);
         let now = crate::clock::now();
@@ -138,7 +139,7 @@ impl Tally {
             tracing::warn!(
                 refused = n,
                 last_client_ip = ?last_ip,
-                "{what}: requests over the per-client-IP rate limit"
+                "{what}"
             );
         }
     }
@@ -157,7 +158,7 @@ struct AuthInner {
 }
 
 /// What the log lines of the auth-route limit say.
-const AUTH_ROUTES: &str = "sign-in, callback and sign-out routes";
+const AUTH_ROUTES: &str = "requests to the sign-in, callback and sign-out routes refused: over the per-client-IP rate limit";
 
 impl AuthRoutesLimit {
     /// `per_minute` requests a minute per client IP to `paths`; 0 turns the limit off.

@@ -192,7 +192,10 @@ mod tests {
         let ticket = cache.ticket(); // the request reads the backend row ...
         cache.revoke("a"); // ... the admin deletes the row and the entry ...
         assert!(!cache.put(ticket, "a", &state(), "alice", 100)); // ... the request caches
-        assert!(cache.get("a", 50).is_none(), "revoked id served from the cache");
+        assert!(
+            cache.get("a", 50).is_none(),
+            "revoked id served from the cache"
+        );
         // A request that starts after the revoke finds no row and caches nothing; another
         // id of the same user is unaffected.
         assert!(cache.put(ticket, "b", &state(), "alice", 100));
@@ -208,9 +211,15 @@ mod tests {
         cache.revoke_user("alice"); // ... revoke-all deletes every alice row ...
         assert!(!cache.put(racing, "n", &state(), "alice", 100)); // ... then caches
         assert!(cache.get("a", 50).is_none() && cache.get("n", 50).is_none());
-        assert!(cache.put(racing, "x", &state(), "bob", 100), "other users unaffected");
+        assert!(
+            cache.put(racing, "x", &state(), "bob", 100),
+            "other users unaffected"
+        );
         let after = cache.ticket();
-        assert!(cache.put(after, "m", &state(), "alice", 100), "a later sign-in");
+        assert!(
+            cache.put(after, "m", &state(), "alice", 100),
+            "a later sign-in"
+        );
         assert!(cache.get("m", 50).is_some());
     }
 

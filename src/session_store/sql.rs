@@ -133,8 +133,8 @@ impl SqlSessionStore {
         .bind(expiry.anonymous)
         .bind(expiry.signed_in)
         .bind(id)
-            .execute(&self.pool)
-            .await?;
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

@@ -52,7 +52,11 @@ fn spawn_maintenance(m: Maintenance) {
                 let cutoff = crate::clock::now() - i64::from(m.retention_days) * 86_400;
                 match crate::db::audit::purge_older_than(&m.pool, cutoff).await {
                     Ok(0) => {}
-                    Ok(n) => tracing::info!(purged = n, days = m.retention_days, "old audit rows removed"),
+                    Ok(n) => tracing::info!(
+                        purged = n,
+                        days = m.retention_days,
+                        "old audit rows removed"
+                    ),
                     Err(e) => tracing::warn!(error = %e, "could not purge old audit rows"),
                 }
             }

@@ -71,7 +71,11 @@ async fn ten_thousand_cookieless_logins_leave_only_short_lived_rows() {
     .await
     .unwrap();
     assert_eq!(long_lived, 0, "anonymous rows live at most 15 minutes");
-    let signed_in = count(&app, "SELECT COUNT(*) FROM sessions WHERE user_sub IS NOT NULL").await;
+    let signed_in = count(
+        &app,
+        "SELECT COUNT(*) FROM sessions WHERE user_sub IS NOT NULL",
+    )
+    .await;
     assert_eq!(signed_in, 1);
     assert!(alice.is_signed_in().await, "the real session still works");
 
@@ -104,7 +108,11 @@ async fn anonymous_sessions_are_not_served_from_the_cache() {
     let response = app.finish_with_token(&started, app.idp.sign(&claims)).await;
     assert_eq!(response.status(), 400);
     let body = response.text().await.unwrap();
-    assert_eq!(reason_of(&body).as_deref(), Some("state_mismatch"), "{body}");
+    assert_eq!(
+        reason_of(&body).as_deref(),
+        Some("state_mismatch"),
+        "{body}"
+    );
     assert!(!app.is_signed_in().await);
 }
 
@@ -116,11 +124,8 @@ async fn the_sixth_auth_request_from_one_ip_is_refused_with_retry_after() {
     })
     .await;
     let client = cookieless();
-    let from = |ip: &'static str, path: &str| {
-        client
-            .get(app.url(path))
-            .header("X-Forwarded-For", ip)
-    };
+    let from =
+        |ip: &'static str, path: &str| client.get(app.url(path)).header("X-Forwarded-For", ip);
     for i in 0..5 {
         let response = from("198.51.100.7", "/login").send().await.unwrap();
         assert_eq!(response.status(), 200, "request {}", i + 1);
@@ -234,7 +239,11 @@ async fn denials_are_counted_per_route_pattern_not_per_path() {
             .fetch_all(&app.pool().await)
             .await
             .unwrap();
-    assert_eq!(details.len(), 1, "one row per route pattern a minute: {details:?}");
+    assert_eq!(
+        details.len(),
+        1,
+        "one row per route pattern a minute: {details:?}"
+    );
     assert!(
         details[0].contains("/notes/1/delete")
             && details[0].contains("/notes/{id}/delete")

@@ -300,7 +300,10 @@ async fn anonymous_sessions_live_at_most_fifteen_minutes_in_redis() {
     let app = shared(&redis).await;
     let client = reqwest::Client::new();
     for _ in 0..3 {
-        assert_eq!(client.get(app.url("/login")).send().await.unwrap().status(), 200);
+        assert_eq!(
+            client.get(app.url("/login")).send().await.unwrap().status(),
+            200
+        );
     }
     let signed_in = app.same_app_new_browser();
     signed_in.sign_in("carol").await;
