@@ -4,6 +4,8 @@
 
 use crate::db::Pool;
 use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
 
 use actix_session::SessionExt;
 use actix_web::{HttpMessage, HttpRequest};
@@ -11,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::audit::{self, Event, NewEntry};
 use crate::net::TrustedProxies;
+use crate::rate_limit::{PerIp, Tally};
 use crate::telemetry::RequestId;
 use rolegate_auth::{AuthError, AuthEvents, Claims, EventFuture, User};
 
@@ -27,21 +30,93 @@ pub struct ClientInfo {
 pub struct Audit {
     pool: Pool,
     proxies: TrustedProxies,
-    /// Last `access_denied` row per (user, path): a user hammering a forbidden page writes
-    /// one row a minute, not one per request.
-    denied: std::sync::Arc<std::sync::Mutex<HashMap<(String, String), i64>>>,
+    /// Last `access_denied` row per (user, route pattern): a user hammering a forbidden page
+    /// writes one row a minute, not one per request or per id in the path.
+    denied: Arc<Mutex<Denials>>,
+    /// Rows of anonymous events (refused callbacks without claims, anonymous sign-outs) per
+    /// client IP: anyone can cause them, so they must not be able to fill the table.
+    anonymous: Arc<PerIp>,
+    /// Events not written because of the two limits above, reported in a log line.
+    suppressed: Arc<Tally>,
 }
 
-/// At most one `access_denied` row per user and path in this many seconds.
+/// At most one `access_denied` row per user and route pattern in this many seconds.
 const DENIED_EVERY_SECS: i64 = 60;
+/// (user, pattern) pairs the denial limiter remembers at most.
+const DENIED_KEYS: usize = 10_000;
+/// Rows of anonymous events one client IP may cause a minute.
+pub const ANONYMOUS_ROWS_PER_MINUTE: NonZeroU32 = NonZeroU32::new(10).unwrap();
+/// The route key of a request that matched no route (the default service).
+const UNMATCHED: &str = "(unmatched)";
+/// What the log line of suppressed events says.
+const SUPPRESSED: &str = "audit events not written: anonymous events over 10 per client IP a \
+                          minute, or repeats of an access denial within its minute";
+
+/// When each (user, route pattern) last wrote an `access_denied` row; bounded.
+struct Denials {
+    seen: HashMap<(String, String), i64>,
+    capacity: usize,
+}
+
+impl Denials {
+    fn new(capacity: usize) -> Self {
+        Denials {
+            seen: HashMap::new(),
+            capacity,
+        }
+    }
+
+    /// Whether a denial of `key` at `now` should be written. When the map is full it first
+    /// drops the pairs whose minute is over; if it is still full, a new pair is refused (not
+    /// written) rather than letting the map grow.
+    fn first(&mut self, key: (String, String), now: i64) -> bool {
+        if let Some(at) = self.seen.get_mut(&key) {
+            if now - *at < DENIED_EVERY_SECS {
+                return false;
+            }
+            *at = now;
+            return true;
+        }
+        if self.seen.len() >= self.capacity {
+            self.seen.retain(|_, at| now - *at < DENIED_EVERY_SECS);
+            if self.seen.len() >= self.capacity {
+                return false;
+            }
+        }
+        self.seen.insert(key, now);
+        true
+    }
+}
 
 impl Audit {
     pub fn new(pool: Pool, proxies: TrustedProxies) -> Self {
         Audit {
             pool,
             proxies,
-            denied: Default::default(),
+            denied: Arc::new(Mutex::new(Denials::new(DENIED_KEYS))),
+            anonymous: Arc::new(PerIp::new(ANONYMOUS_ROWS_PER_MINUTE)),
+            suppressed: Arc::default(),
         }
+    }
+
+    /// For the maintenance task: forget idle clients and report what was not written.
+    pub fn maintain(&self) {
+        self.anonymous.retain_recent();
+        if let Ok(mut denied) = self.denied.lock() {
+            let now = crate::clock::now();
+            denied.seen.retain(|_, at| now - *at < DENIED_EVERY_SECS);
+        }
+        self.suppressed.report(SUPPRESSED, None);
+    }
+
+    /// Whether an anonymous event of this request's client may still be written.
+    fn admit_anonymous(&self, req: &HttpRequest) -> bool {
+        let ip = self.proxies.client_ip(req);
+        let admitted = self.anonymous.check(ip).is_ok();
+        if !admitted {
+            self.suppressed.note(SUPPRESSED, ip);
+        }
+        admitted
     }
 
     pub fn client_ip(&self, req: &HttpRequest) -> Option<String> {
@@ -83,23 +158,19 @@ impl Audit {
         self.write(entry).await;
     }
 
-    /// Whether this denial is the first for (user, path) within [`DENIED_EVERY_SECS`].
-    fn first_denial(&self, user: &User, path: &str) -> bool {
-        let now = crate::clock::now();
-        let Ok(mut seen) = self.denied.lock() else {
-            return true;
-        };
-        if seen.len() > 10_000 {
-            seen.retain(|_, at| now - *at < DENIED_EVERY_SECS);
-        }
-        let key = (user.sub.clone(), path.to_owned());
-        match seen.get(&key) {
-            Some(at) if now - *at < DENIED_EVERY_SECS => false,
-            _ => {
-                seen.insert(key, now);
-                true
+    /// Whether this denial is the first for (user, route pattern) within [`DENIED_EVERY_SECS`].
+    fn first_denial(&self, req: &HttpRequest, user: &User, route: &str) -> bool {
+        let first = match self.denied.lock() {
+            Ok(mut denied) => {
+                denied.first((user.sub.clone(), route.to_owned()), crate::clock::now())
             }
+            Err(_) => true,
+        };
+        if !first {
+            self.suppressed
+                .note(SUPPRESSED, self.proxies.client_ip(req));
         }
+        first
     }
 
     fn later(&self, entry: NewEntry) -> EventFuture {
@@ -144,24 +215,75 @@ impl AuthEvents for AuditEvents {
             None,
             format!("{}: {error}", error.reason()),
         );
-        if let Some(c) = claims {
-            entry.user_id = Some(c.stable_id().to_owned());
-            entry.user_name = c.name.clone().or_else(|| c.preferred_username.clone());
+        match claims {
+            Some(c) => {
+                entry.user_id = Some(c.stable_id().to_owned());
+                entry.user_name = c.name.clone().or_else(|| c.preferred_username.clone());
+            }
+            None if !self.0.admit_anonymous(req) => return rolegate_auth::no_event(),
+            None => {}
         }
         self.0.later(entry)
     }
 
     fn access_denied(&self, req: &HttpRequest, user: &User, needed: &str) -> EventFuture {
-        if !self.0.first_denial(user, req.path()) {
+        let route = req.match_pattern();
+        let route = route.as_deref().unwrap_or(UNMATCHED);
+        if !self.0.first_denial(req, user, route) {
             return rolegate_auth::no_event();
         }
-        let detail = format!("{} {} needs {}", req.method(), req.path(), needed);
+        let detail = if route == req.path() {
+            format!("{} {} needs {}", req.method(), req.path(), needed)
+        } else {
+            format!(
+                "{} {} (route {route}) needs {needed}",
+                req.method(),
+                req.path()
+            )
+        };
         self.0
             .later(self.0.entry(req, Event::AccessDenied, Some(user), detail))
     }
 
     fn signed_out(&self, req: &HttpRequest, user: Option<&User>) -> EventFuture {
+        if user.is_none() && !self.0.admit_anonymous(req) {
+            return rolegate_auth::no_event();
+        }
         self.0
             .later(self.0.entry(req, Event::SignOut, user, String::new()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(user: &str, route: &str) -> (String, String) {
+        (user.to_owned(), route.to_owned())
+    }
+
+    #[test]
+    fn one_denial_row_a_minute_per_user_and_route() {
+        let mut d = Denials::new(10);
+        assert!(d.first(key("bob", "/admin"), 1000));
+        assert!(!d.first(key("bob", "/admin"), 1059));
+        assert!(d.first(key("bob", "/notes/{id}/delete"), 1059));
+        assert!(d.first(key("carol", "/admin"), 1059));
+        assert!(d.first(key("bob", "/admin"), 1060), "a minute later");
+    }
+
+    #[test]
+    fn the_denial_map_is_bounded_and_refuses_new_keys_when_full() {
+        let mut d = Denials::new(3);
+        for user in ["a", "b", "c"] {
+            assert!(d.first(key(user, "/admin"), 1000));
+        }
+        assert!(
+            !d.first(key("d", "/admin"), 1010),
+            "full of live keys: refused"
+        );
+        assert_eq!(d.seen.len(), 3);
+        assert!(d.first(key("d", "/admin"), 1060), "expired keys dropped");
+        assert_eq!(d.seen.len(), 1);
     }
 }

@@ -9,6 +9,7 @@ pub mod db;
 pub mod error;
 pub mod net;
 pub mod notes;
+pub mod rate_limit;
 pub mod routes;
 pub mod session_store;
 pub mod settings;

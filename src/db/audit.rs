@@ -93,6 +93,16 @@ pub async fn insert(pool: &Pool, entry: &NewEntry) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// Deletes the rows written before `cutoff` (unix seconds): `audit.retention_days`.
+/// Returns how many went.
+pub async fn purge_older_than(pool: &Pool, cutoff: i64) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM audit_log WHERE at < $1")
+        .bind(cutoff)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
+}
+
 /// Filters of the admin page; empty fields match everything.
 #[derive(Debug, Clone, Default, serde::Deserialize, Serialize)]
 pub struct Filter {

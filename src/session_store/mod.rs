@@ -43,6 +43,27 @@ fn expires_at(ttl: &Duration) -> i64 {
     now().saturating_add(ttl.whole_seconds())
 }
 
+/// How long a session without a signed-in user lives at most. It holds only pending sign-ins
+/// (which the auth crate expires after 10 minutes), and anyone can create one per request, so
+/// a flood of cookie-less `/login` requests leaves nothing long-lived behind.
+pub const ANONYMOUS_TTL: Duration = Duration::minutes(15);
+
+/// The expiry of a row holding `state`: the session TTL when signed in, else at most
+/// [`ANONYMOUS_TTL`].
+fn expiry_of(state: &State, ttl: &Duration) -> i64 {
+    if user_sub(state).is_some() {
+        expires_at(ttl)
+    } else {
+        expires_at(&(*ttl).min(ANONYMOUS_TTL))
+    }
+}
+
+/// New expiries for a TTL extension, when the backend knows whether the row is signed in.
+pub(crate) struct Expiry {
+    signed_in: i64,
+    anonymous: i64,
+}
+
 /// The signed-in subject, indexed so sessions can be listed and revoked per user.
 fn user_sub(state: &State) -> Option<String> {
     let raw = state.get(rolegate_auth::SESSION_USER_KEY)?;
@@ -147,24 +168,30 @@ impl Sessions {
     }
 
     /// Deletes one session by id; `None` when there was none.
+    ///
+    /// The cache is told *after* the row is gone (even if the delete failed), so no request
+    /// that read the row before can cache it again (see `cache.rs`).
     pub async fn revoke(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let done = match &self.backend {
+            Backend::Sql(s) => s.revoke(id).await.map_err(StoreError::from),
+            Backend::Redis(s) => s.revoke(id).await.map_err(StoreError::from),
+        };
         if let Some(cache) = &self.cache {
-            cache.remove(id);
+            cache.revoke(id);
         }
-        Ok(match &self.backend {
-            Backend::Sql(s) => s.revoke(id).await?,
-            Backend::Redis(s) => s.revoke(id).await?,
-        })
+        done
     }
 
+    /// Deletes every session of `sub`; returns how many went. Final like [`Self::revoke`].
     pub async fn revoke_user(&self, sub: &str) -> Result<u64, StoreError> {
+        let done = match &self.backend {
+            Backend::Sql(s) => s.revoke_user(sub).await.map_err(StoreError::from),
+            Backend::Redis(s) => s.revoke_user(sub).await.map_err(StoreError::from),
+        };
         if let Some(cache) = &self.cache {
-            cache.remove_user(sub);
+            cache.revoke_user(sub);
         }
-        Ok(match &self.backend {
-            Backend::Sql(s) => s.revoke_user(sub).await?,
-            Backend::Redis(s) => s.revoke_user(sub).await?,
-        })
+        done
     }
 
     pub async fn count_active(&self) -> Result<i64, StoreError> {
@@ -215,6 +242,20 @@ macro_rules! backend {
 }
 
 impl Sessions {
+    /// Caches a signed-in state written under `ticket`; anonymous states are never cached.
+    fn cache_put(
+        &self,
+        ticket: Option<cache::Ticket>,
+        id: &str,
+        state: &State,
+        sub: Option<&str>,
+        expires_at: i64,
+    ) {
+        if let (Some(cache), Some(ticket), Some(sub)) = (&self.cache, ticket, sub) {
+            cache.put(ticket, id, state, sub, expires_at);
+        }
+    }
+
     async fn insert(&self, state: &State, ttl: &Duration) -> Result<SessionKey, SaveError> {
         let body = serde_json::to_string(state).map_err(|e| SaveError::Serialization(e.into()))?;
         let key = new_key().map_err(SaveError::Other)?;
@@ -224,12 +265,11 @@ impl Sessions {
             id: &id,
             body: &body,
             user_sub: sub.as_deref(),
-            expires_at: expires_at(ttl),
+            expires_at: expiry_of(state, ttl),
         };
+        let ticket = self.cache.as_ref().map(|c| c.ticket());
         backend!(self, s => s.insert(&row)).map_err(SaveError::Other)?;
-        if let Some(cache) = &self.cache {
-            cache.put(&id, state, sub.as_deref(), row.expires_at);
-        }
+        self.cache_put(ticket, &id, state, sub.as_deref(), row.expires_at);
         Ok(key)
     }
 }
@@ -264,15 +304,14 @@ impl SessionStore for Sessions {
             id: &id,
             body: &body,
             user_sub: sub.as_deref(),
-            expires_at: expires_at(ttl),
+            expires_at: expiry_of(&state, ttl),
         };
         if let Some(cache) = &self.cache {
             cache.remove(&id);
         }
+        let ticket = self.cache.as_ref().map(|c| c.ticket());
         if backend!(self, s => s.replace(&row)).map_err(UpdateError::Other)? {
-            if let Some(cache) = &self.cache {
-                cache.put(&id, &state, sub.as_deref(), row.expires_at);
-            }
+            self.cache_put(ticket, &id, &state, sub.as_deref(), row.expires_at);
             return Ok(key);
         }
         if sub.is_some() {
@@ -292,14 +331,20 @@ impl SessionStore for Sessions {
         if let Some(cache) = &self.cache {
             cache.remove(&id);
         }
-        backend!(self, s => s.extend(&id, expires_at(ttl)))
+        let expiry = Expiry {
+            signed_in: expires_at(ttl),
+            anonymous: expires_at(&(*ttl).min(ANONYMOUS_TTL)),
+        };
+        backend!(self, s => s.extend(&id, &expiry))
     }
 
+    /// Sign-out and renewal: as final as an admin's revoke.
     async fn delete(&self, key: &SessionKey) -> Result<(), anyhow::Error> {
         let id = row_id(key);
+        let done = backend!(self, s => s.remove(&id));
         if let Some(cache) = &self.cache {
-            cache.remove(&id);
+            cache.revoke(&id);
         }
-        backend!(self, s => s.remove(&id))
+        done
     }
 }

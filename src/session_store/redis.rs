@@ -9,7 +9,7 @@ use std::time::Duration as StdDuration;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::{ActiveSession, Row, State, to_active, user_sub};
+use super::{ActiveSession, Expiry, Row, State, to_active, user_sub};
 use crate::clock::now;
 
 const ACTIVE: &str = "rolegate:active";
@@ -181,9 +181,16 @@ impl RedisSessionStore {
         self.write(row, true).await
     }
 
-    pub(super) async fn extend(&self, id: &str, expires_at: i64) -> Result<(), redis::RedisError> {
+    /// Moves an entry's TTL; signed-in entries are the ones indexed in [`ACTIVE`], the others
+    /// get the shorter anonymous TTL.
+    pub(super) async fn extend(&self, id: &str, expiry: &Expiry) -> Result<(), redis::RedisError> {
         let mut conn = self.conn.clone();
-        let _: bool = conn.expire_at(state_key(id), expires_at).await?;
+        let signed_in: Option<f64> = conn.zscore(ACTIVE, id).await?;
+        let at = match signed_in {
+            Some(_) => expiry.signed_in,
+            None => expiry.anonymous,
+        };
+        let _: bool = conn.expire_at(state_key(id), at).await?;
         Ok(())
     }
 

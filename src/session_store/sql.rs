@@ -1,7 +1,7 @@
 //! Sessions in the SQL database (SQLite or PostgreSQL): they survive restarts and can be listed
 //! and revoked.
 
-use super::{ActiveSession, Row, State, to_active};
+use super::{ActiveSession, Expiry, Row, State, to_active};
 use crate::clock::now;
 use crate::db::Pool;
 
@@ -124,12 +124,17 @@ impl SqlSessionStore {
         Ok(done.rows_affected() == 1)
     }
 
-    pub(super) async fn extend(&self, id: &str, expires_at: i64) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE sessions SET expires_at = $1 WHERE id = $2")
-            .bind(expires_at)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+    /// Moves a row's expiry; an anonymous row (no user) gets the shorter one.
+    pub(super) async fn extend(&self, id: &str, expiry: &Expiry) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE sessions SET expires_at = CASE WHEN user_sub IS NULL THEN $1 ELSE $2 END \
+             WHERE id = $3",
+        )
+        .bind(expiry.anonymous)
+        .bind(expiry.signed_in)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

@@ -16,24 +16,55 @@ use url::Url;
 
 use crate::audit::{Audit, AuditEvents};
 use crate::net::TrustedProxies;
+use crate::rate_limit::{AuthRoutesLimit, limit_auth_routes};
 use crate::routes::health::Health;
 use crate::session_store::{RedisSessionStore, Sessions, SqlSessionStore};
 use crate::settings::{Settings, StoreKind, auth_config};
 use crate::telemetry::{log_requests, security_headers};
 use crate::templates::{Templates, TeraPages};
 
-/// Every five minutes: drop expired sessions, and keep the SQLite WAL from growing.
-fn spawn_maintenance(store: Sessions, pool: crate::db::Pool, database_url: String) {
+/// What the maintenance task looks after.
+struct Maintenance {
+    store: Sessions,
+    pool: crate::db::Pool,
+    database_url: String,
+    /// `audit.retention_days`; 0 keeps every row.
+    retention_days: u32,
+    audit: Audit,
+    limit: AuthRoutesLimit,
+}
+
+/// At start-up and then every five minutes: drop expired sessions and audit rows past their
+/// retention, prune the rate limiters, and keep the SQLite WAL from growing (not at start-up:
+/// a `TRUNCATE` checkpoint blocks writers, and the first requests arrive right then).
+fn spawn_maintenance(m: Maintenance) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(300));
+        let mut first = true;
         loop {
             tick.tick().await;
-            match store.purge_expired().await {
+            match m.store.purge_expired().await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(purged = n, "expired sessions removed"),
                 Err(e) => tracing::warn!(error = %e, "could not purge expired sessions"),
             }
-            crate::db::checkpoint(&pool, &database_url).await;
+            if m.retention_days > 0 {
+                let cutoff = crate::clock::now() - i64::from(m.retention_days) * 86_400;
+                match crate::db::audit::purge_older_than(&m.pool, cutoff).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(
+                        purged = n,
+                        days = m.retention_days,
+                        "old audit rows removed"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "could not purge old audit rows"),
+                }
+            }
+            m.audit.maintain();
+            m.limit.maintain();
+            if !std::mem::take(&mut first) {
+                crate::db::checkpoint(&m.pool, &m.database_url).await;
+            }
         }
     });
 }
@@ -68,7 +99,6 @@ pub async fn server(
         .await
         .context("database migrations failed")?;
     let store = session_store(&settings, &pool).await?;
-    spawn_maintenance(store.clone(), pool.clone(), settings.database.url.clone());
     let health = web::Data::new(Health::spawn(
         pool.clone(),
         store.clone(),
@@ -80,6 +110,23 @@ pub async fn server(
     let audit = web::Data::new(Audit::new(pool.clone(), proxies.clone()));
     let config = auth_config(&settings)
         .map_err(|problems| anyhow::anyhow!("invalid settings:\n{}", super::list(&problems)))?;
+    let limit = AuthRoutesLimit::new(
+        settings.server.rate_limit_per_minute,
+        [
+            config.login_path(),
+            config.redirect_path(),
+            config.logout_path(),
+        ],
+        proxies.clone(),
+    );
+    spawn_maintenance(Maintenance {
+        store: store.clone(),
+        pool: pool.clone(),
+        database_url: settings.database.url.clone(),
+        retention_days: settings.audit.retention_days,
+        audit: audit.get_ref().clone(),
+        limit: limit.clone(),
+    });
     let auth = Auth::new(
         config,
         TeraPages(templates.clone()),
@@ -122,7 +169,8 @@ pub async fn server(
             .build();
         // Health and static assets sit outside the session layer: they never touch the
         // session store, so they stay cheap and answer even while it is down. Inside it, the
-        // route rules run after the session is loaded and before any handler.
+        // route rules run after the session is loaded and before any handler. The auth-route
+        // rate limit is the outermost layer of the scope: a refused request loads no session.
         App::new()
             .wrap(security_headers(https))
             .wrap(from_fn(log_requests))
@@ -133,6 +181,7 @@ pub async fn server(
             .app_data(audit.clone())
             .app_data(health.clone())
             .app_data(sessions_data.clone())
+            .app_data(limit.clone())
             .configure(crate::error::extractor_configs)
             .configure(crate::routes::health::configure)
             .service(crate::routes::static_files())
@@ -141,6 +190,7 @@ pub async fn server(
                     .wrap(auth.route_rules())
                     .wrap(sessions)
                     .wrap(from_fn(crate::error::store_errors))
+                    .wrap(from_fn(limit_auth_routes))
                     .configure(|cfg| auth.configure(cfg))
                     .configure(crate::routes::configure)
                     .default_service(web::to(crate::routes::not_found)),

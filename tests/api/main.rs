@@ -5,6 +5,7 @@ mod authorization;
 mod bearer;
 mod callback;
 mod fake_idp;
+mod floods;
 mod guards;
 mod helpers;
 mod id_token;

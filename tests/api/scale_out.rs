@@ -265,3 +265,57 @@ async fn shared_env_only(redis: &RedisChild) -> std::collections::HashMap<String
     env.insert("APP__SESSION__REDIS_URL".into(), redis.url());
     env
 }
+
+/// The Redis TTLs of the session entries, keyed by whether the entry holds a signed-in user.
+async fn session_ttls(redis: &RedisChild) -> Vec<(bool, i64)> {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("rolegate:s:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut ttls = Vec::new();
+    for key in keys {
+        let state: String = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        ttls.push((state.contains(rolegate_auth::SESSION_USER_KEY), ttl));
+    }
+    ttls
+}
+
+#[tokio::test]
+async fn anonymous_sessions_live_at_most_fifteen_minutes_in_redis() {
+    let Some(redis) = RedisChild::start() else {
+        return;
+    };
+    let app = shared(&redis).await;
+    let client = reqwest::Client::new();
+    for _ in 0..3 {
+        assert_eq!(
+            client.get(app.url("/login")).send().await.unwrap().status(),
+            200
+        );
+    }
+    let signed_in = app.same_app_new_browser();
+    signed_in.sign_in("carol").await;
+
+    let ttls = session_ttls(&redis).await;
+    let anonymous: Vec<i64> = ttls.iter().filter(|t| !t.0).map(|t| t.1).collect();
+    assert_eq!(anonymous.len(), 3, "{ttls:?}");
+    assert!(
+        anonymous.iter().all(|ttl| (1..=15 * 60).contains(ttl)),
+        "anonymous TTLs {ttls:?}"
+    );
+    let users: Vec<i64> = ttls.iter().filter(|t| t.0).map(|t| t.1).collect();
+    assert_eq!(users.len(), 1, "{ttls:?}");
+    assert!(users[0] > 15 * 60, "signed-in keeps the idle TTL: {ttls:?}");
+}
