@@ -5,6 +5,7 @@ mod authorization;
 mod bearer;
 mod callback;
 mod fake_idp;
+mod fuzz;
 mod guards;
 mod helpers;
 mod id_token;
@@ -15,6 +16,7 @@ mod outage;
 mod provider;
 mod scale_out;
 mod settings;
+mod settings_props;
 
 /// Every audit event rolegate writes.
 pub const EVENTS: [&str; 7] = rolegate::db::audit::EVENTS;

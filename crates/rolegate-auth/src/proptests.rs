@@ -52,7 +52,7 @@ fn encode_bytes(bytes: &[u8], raw: &[bool], lower: bool) -> String {
     let mut out = String::new();
     for (i, b) in bytes.iter().enumerate() {
         let keep_raw = raw.get(i).copied().unwrap_or(false);
-        if keep_raw && b.is_ascii_graphic() || keep_raw && *b == b' ' {
+        if keep_raw && (b.is_ascii_graphic() || *b == b' ') {
             out.push(*b as char);
         } else if lower {
             out.push_str(&format!("%{b:02x}"));
@@ -444,7 +444,7 @@ fn json_value() -> impl Strategy<Value = Value> {
 /// A list claim's value: often a list of strings, often something else.
 fn list_claim() -> impl Strategy<Value = Value> {
     prop_oneof![
-        3 => prop::collection::vec(".{0,10}", 0..4).prop_map(|v| Value::from(v)),
+        3 => prop::collection::vec(".{0,10}", 0..4).prop_map(Value::from),
         1 => Just(Value::Null),
         2 => json_value(),
     ]
