@@ -108,7 +108,13 @@ impl Reader<'_> {
             Some(v) => match v.clone().try_deserialize::<T>() {
                 Ok(t) => t,
                 Err(_) => {
-                    self.problem(key, format!("{:?} cannot be read as {hint}", v.to_string()));
+                    // A secret or a URL with a password must not be echoed, whatever its shape.
+                    let shown = if SECRET_KEYS.contains(&key) || URL_KEYS.contains(&key) {
+                        "the value".to_owned()
+                    } else {
+                        format!("{:?}", v.to_string())
+                    };
+                    self.problem(key, format!("{shown} cannot be read as {hint}"));
                     default
                 }
             },

@@ -6,6 +6,7 @@ mod bearer;
 mod callback;
 mod fake_idp;
 mod floods;
+mod fuzz;
 mod guards;
 mod helpers;
 mod id_token;
@@ -16,6 +17,7 @@ mod outage;
 mod provider;
 mod scale_out;
 mod settings;
+mod settings_props;
 
 /// Every audit event rolegate writes.
 pub const EVENTS: [&str; 7] = rolegate::db::audit::EVENTS;

@@ -231,7 +231,7 @@ fn map_jwt_error(kind: &ErrorKind) -> TokenError {
 }
 
 /// The raw `alg` of a header jsonwebtoken cannot parse (`none`, unknown names), for the log.
-fn header_alg(token: &str) -> Option<String> {
+pub(crate) fn header_alg(token: &str) -> Option<String> {
     use base64::Engine;
     let first = token.split('.').next()?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD

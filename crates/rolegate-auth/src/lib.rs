@@ -80,6 +80,9 @@ mod rules;
 mod session;
 mod token_cache;
 
+#[cfg(test)]
+mod proptests;
+
 use std::sync::Arc;
 
 use actix_web::web;
