@@ -278,10 +278,9 @@ fn leaks(loaded: &Loaded, secret: &str) -> Vec<String> {
     found
 }
 
-/// Found while fuzzing the settings (the property above keeps the secret in its plain key, so
-/// it stays green): a secret that is not read as text (an indexed/nested environment key such as
-/// `APP__AUTH__CLIENT_SECRET__0`, or an array or object in appsettings*.json) is quoted whole in
-/// the "cannot be read as text" problem, which startup and check-config print.
+/// Found while fuzzing the settings: a secret that is not read as text (an indexed/nested
+/// environment key such as `APP__AUTH__CLIENT_SECRET__0`, or an array or object in
+/// appsettings*.json) was quoted whole in the "cannot be read as text" problem.
 #[test]
 fn a_secret_that_is_not_text_is_not_echoed() {
     for (key, value) in [
