@@ -7,6 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use tera::Context;
 
+use crate::telemetry::Escaped;
 use crate::templates::Templates;
 
 /// A failed page request.
@@ -18,7 +19,8 @@ pub enum AppError {
     Csrf,
     #[error("bad request: {0}")]
     BadRequest(String),
-    #[error("request body too large")]
+    /// The form body is over [`FORM_LIMIT`].
+    #[error("form body over the {} KB limit", FORM_LIMIT / 1024)]
     TooLarge,
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -69,7 +71,7 @@ fn join_field_errors(errors: &crate::db::notes::FieldErrors) -> String {
 
 impl From<crate::session_store::StoreError> for ApiError {
     fn from(e: crate::session_store::StoreError) -> Self {
-        tracing::error!(error = %e, "session store error");
+        tracing::error!(error = %Escaped(&e), "session store error");
         ApiError::unavailable("The session store is unavailable; try again shortly.")
     }
 }
@@ -88,9 +90,9 @@ impl ResponseError for AppError {
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         if status.is_server_error() {
-            tracing::error!(error = %self, "request failed");
+            tracing::error!(error = %Escaped(self), "request failed");
         } else {
-            tracing::warn!(error = %self, "request refused");
+            tracing::warn!(error = %Escaped(self), "request refused");
         }
         let (template, title, message) = match self {
             AppError::NotFound => ("not_found.html", "Page not found", "There is nothing at this address.".to_owned()),
@@ -100,7 +102,11 @@ impl ResponseError for AppError {
                 "The form was missing its security token or it did not match your session. Go back, reload the page and try again.".to_owned(),
             ),
             AppError::BadRequest(why) => ("error.html", "The request could not be understood", why.clone()),
-            AppError::TooLarge => ("error.html", "The request is too large", "Shorten the text and try again.".to_owned()),
+            AppError::TooLarge => (
+                "error.html",
+                "The request is too large",
+                format!("A form may send at most {} KB. Shorten the text and try again.", FORM_LIMIT / 1024),
+            ),
             AppError::Database(_) => (
                 "error.html",
                 "The database is unavailable",
@@ -162,7 +168,7 @@ impl ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        tracing::error!(error = %e, "database error");
+        tracing::error!(error = %Escaped(&e), "database error");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
@@ -181,20 +187,27 @@ impl ResponseError for ApiError {
     }
 }
 
-/// Body limits for forms and JSON (a note is at most ~10k characters).
-pub const BODY_LIMIT: usize = 64 * 1024;
+/// Largest form body (URL-encoded) accepted: 16 KB, so no form post costs much to read. A
+/// note of 10,000 ASCII characters with a 200-character title fits; browsers percent-encode
+/// other characters at 6 to 12 bytes each, so a form note of non-ASCII text is refused (413)
+/// well before 10,000 characters: the JSON API takes those.
+pub const FORM_LIMIT: usize = 16 * 1024;
+
+/// Largest JSON body accepted: 64 KB, room for a note of 10,000 characters of UTF-8 text, or
+/// of BMP characters written as `\uXXXX` escapes (60,000 bytes).
+pub const JSON_LIMIT: usize = 64 * 1024;
 
 /// Extractor settings whose errors use the shapes above instead of actix's plain text.
 pub fn extractor_configs(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
         web::FormConfig::default()
-            .limit(BODY_LIMIT)
+            .limit(FORM_LIMIT)
             .error_handler(form_error),
     )
     .app_data(web::QueryConfig::default().error_handler(query_error))
     .app_data(
         web::JsonConfig::default()
-            .limit(BODY_LIMIT)
+            .limit(JSON_LIMIT)
             .error_handler(json_error),
     );
 }
@@ -230,7 +243,10 @@ fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too_large",
-                format!("The body is larger than {BODY_LIMIT} bytes."),
+                format!(
+                    "The body is larger than the {} KB ({JSON_LIMIT} bytes) limit.",
+                    JSON_LIMIT / 1024
+                ),
             )
         }
         JsonPayloadError::Deserialize(e) if e.is_data() => {
@@ -250,7 +266,7 @@ pub async fn store_errors(
     let json = rolegate_auth::wants_json(req.request());
     match next.call(req).await {
         Err(e) if e.to_string().contains(crate::session_store::UNAVAILABLE) => {
-            tracing::error!(error = %e, "session store unavailable");
+            tracing::error!(error = %Escaped(&e), "session store unavailable");
             Err(if json {
                 ApiError::unavailable("The session store is unavailable; try again shortly.").into()
             } else {

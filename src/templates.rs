@@ -114,6 +114,20 @@ impl AuthPages for TeraPages {
     }
 }
 
+/// An absolute path built from raw segments, each percent-encoded, so a claim or id used as a
+/// segment stays one segment: `["admin", "users", "a/b?c#d"]` gives `/admin/users/a%2Fb%3Fc%23d`
+/// (actix decodes it back in `web::Path`). A `.` or `..` segment is left out (a browser would
+/// resolve it), so such a URL matches no route rather than another one.
+pub fn url_path(segments: &[&str]) -> String {
+    let Ok(mut url) = url::Url::parse("http://localhost/") else {
+        return "/".to_owned();
+    };
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.clear().extend(segments);
+    }
+    url.path().to_owned()
+}
+
 /// Formats a unix time as `2026-11-23 18:34 UTC` (Tera 2 has no date filter).
 pub fn format_time(unix: i64) -> String {
     let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
@@ -121,4 +135,24 @@ pub fn format_time(unix: i64) -> String {
         .ok()
         .and_then(|t| t.format(&format).ok())
         .unwrap_or_else(|| "unknown".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_path;
+
+    #[test]
+    fn segments_are_percent_encoded_and_stay_single_segments() {
+        assert_eq!(
+            url_path(&["admin", "users", "a/b?c#d\u{2028}e", "revoke"]),
+            "/admin/users/a%2Fb%3Fc%23d%E2%80%A8e/revoke"
+        );
+        assert_eq!(
+            url_path(&["x", "50% \\ \"<>", "y"]),
+            "/x/50%25%20%5C%20%22%3C%3E/y"
+        );
+        assert_eq!(url_path(&["x", "%2e%2e", "y"]), "/x/%252e%252e/y");
+        assert_eq!(url_path(&["x", "..", "y"]), "/x/y");
+        assert_eq!(url_path(&["plain-id_1.~"]), "/plain-id_1.~");
+    }
 }

@@ -16,7 +16,7 @@ use crate::db::audit::{self as audit_db, EVENTS, Filter};
 use crate::error::AppError;
 use crate::routes::notes::{check_csrf, see_other};
 use crate::session_store::Sessions;
-use crate::templates::{Templates, base_context, format_time};
+use crate::templates::{Templates, base_context, format_time, url_path};
 use rolegate_auth::{Admin, RequireRole};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -44,10 +44,12 @@ struct AdminQuery {
     page: Option<i64>,
 }
 
+/// A session row; the two revoke URLs are built here, percent-encoded, because the id and
+/// above all the `sub` (any string the provider sends) must stay one path segment each.
 #[derive(Serialize)]
 struct SessionView {
-    id: String,
-    user_sub: String,
+    revoke_url: String,
+    revoke_user_url: String,
     name: String,
     preferred_username: String,
     roles: String,
@@ -104,8 +106,8 @@ async fn admin(
         .await?
         .into_iter()
         .map(|s| SessionView {
-            id: s.id,
-            user_sub: s.user_sub,
+            revoke_url: url_path(&["admin", "sessions", &s.id, "revoke"]),
+            revoke_user_url: url_path(&["admin", "users", &s.user_sub, "revoke"]),
             name: s.user.name.clone(),
             preferred_username: s.user.preferred_username.clone().unwrap_or_default(),
             roles: s.user.roles.join(", "),
@@ -184,6 +186,7 @@ async fn revoke_user(
     audit: web::Data<Audit>,
 ) -> Result<HttpResponse, AppError> {
     check_csrf(&req, &session, &form.csrf_token, &admin)?;
+    // `web::Path` has percent-decoded the segment: this is the `sub` exactly as stored.
     let sub = path.into_inner();
     let count = sessions.revoke_user(&sub).await?;
     audit

@@ -8,6 +8,7 @@ mod fake_idp;
 mod floods;
 mod fuzz;
 mod guards;
+mod hardening_app;
 mod helpers;
 mod id_token;
 mod login;
