@@ -106,7 +106,7 @@ pub(crate) async fn respond(req: &HttpRequest, auth: &Auth, rejection: Rejection
             "Bearer error=\"invalid_token\"",
         ),
         Rejection::Forbidden { user, needed } => {
-            tracing::info!(sub = %user.sub, needed = %needed, path = %routed_path(req), "access denied");
+            tracing::info!(sub = ?user.sub, needed = %needed, path = ?routed_path(req), "access denied");
             auth.events().access_denied(req, &user, &needed).await;
             if json {
                 json_error(
@@ -119,7 +119,7 @@ pub(crate) async fn respond(req: &HttpRequest, auth: &Auth, rejection: Rejection
             }
         }
         Rejection::Denied => {
-            tracing::info!(path = %routed_path(req), "denied by route rule");
+            tracing::info!(path = ?routed_path(req), "denied by route rule");
             if json {
                 json_error(
                     StatusCode::FORBIDDEN,
