@@ -6,6 +6,7 @@ mod bearer;
 mod callback;
 mod fake_idp;
 mod guards;
+mod hardening_auth;
 mod helpers;
 mod id_token;
 mod login;
