@@ -127,6 +127,16 @@ async fn algorithms_the_provider_does_not_advertise_are_refused() {
 }
 
 #[tokio::test]
+async fn a_provider_advertising_only_symmetric_algorithms_is_unusable() {
+    let app = spawn_app_custom(|idp| idp.advertise_algs(Some(&["HS256", "none"])), |_| {}).await;
+    let response = app.get("/login").await;
+    assert_eq!(response.status(), 503);
+    let body = response.text().await.unwrap();
+    assert_eq!(reason_of(&body).as_deref(), Some("provider_unavailable"));
+    assert!(!body.contains("id=\"sign-in\""), "no sign-in link");
+}
+
+#[tokio::test]
 async fn a_key_pinned_to_one_algorithm_refuses_another_advertised_one() {
     let key1 = crate::fake_idp::FakeIdp::start().await.key1;
     let app = app_with(&["RS256", "RS384"], vec![key1.clone()], false).await;
