@@ -80,7 +80,13 @@ async fn app_with(algs: &'static [&'static str], keys: Vec<SigningKey>, unpinned
             idp.advertise_algs(Some(algs));
             let jwks = keys
                 .iter()
-                .map(|k| if unpinned { k.unpinned_jwk() } else { k.jwk.clone() })
+                .map(|k| {
+                    if unpinned {
+                        k.unpinned_jwk()
+                    } else {
+                        k.jwk.clone()
+                    }
+                })
                 .collect();
             idp.publish(jwks);
         },
@@ -218,7 +224,10 @@ async fn oct_keys_are_dropped_from_the_key_set() {
     .await;
     assert_refused(&app, response, 400, "unknown_key").await;
     // With the oct key gone, the RSA key is the set's only key, so a kid-less token uses it.
-    let ok = finish(&app, |c| sign_with(&key1.encoding, None, Algorithm::RS256, c)).await;
+    let ok = finish(&app, |c| {
+        sign_with(&key1.encoding, None, Algorithm::RS256, c)
+    })
+    .await;
     assert_eq!(ok.status(), 302, "{}", ok.text().await.unwrap());
 }
 
@@ -251,7 +260,10 @@ async fn signing_in_again_issues_a_new_csrf_token() {
     assert_eq!(app.csrf().await, before, "stable within a session");
     app.sign_in("bob").await;
     let after = app.csrf().await;
-    assert_ne!(after, before, "the session's CSRF token is renewed at sign-in");
+    assert_ne!(
+        after, before,
+        "the session's CSRF token is renewed at sign-in"
+    );
 
     // The old token no longer authorises a write.
     let response = app

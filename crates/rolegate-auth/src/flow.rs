@@ -8,8 +8,8 @@ use oauth2::basic::{
     BasicTokenType,
 };
 use oauth2::{
-    AsyncHttpClient, AuthType, AuthUrl, AuthorizationCode, Client, ClientId, ClientSecret, CsrfToken,
-    EndpointNotSet, EndpointSet, ExtraTokenFields, HttpClientError, PkceCodeChallenge,
+    AsyncHttpClient, AuthType, AuthUrl, AuthorizationCode, Client, ClientId, ClientSecret,
+    CsrfToken, EndpointNotSet, EndpointSet, ExtraTokenFields, HttpClientError, PkceCodeChallenge,
     PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope, StandardRevocableToken,
     StandardTokenResponse, TokenUrl,
 };
@@ -240,10 +240,8 @@ fn map_token_error(
     match err {
         RequestTokenError::ServerResponse(body) => {
             let code: String = body.error().as_ref().chars().take(64).collect();
-            let provider_trouble = matches!(
-                code.as_str(),
-                "server_error" | "temporarily_unavailable"
-            );
+            let provider_trouble =
+                matches!(code.as_str(), "server_error" | "temporarily_unavailable");
             if CLIENT_ERRORS.contains(&code.as_str()) {
                 AuthError::TokenRejected(code)
             } else if (400..500).contains(&status) && status != 429 && !provider_trouble {
@@ -274,8 +272,11 @@ mod tests {
     use super::*;
     use oauth2::basic::BasicErrorResponseType;
 
-    fn oauth_error(code: &str) -> RequestTokenError<HttpClientError<reqwest::Error>, BasicErrorResponse> {
-        let kind = serde_json::from_value::<BasicErrorResponseType>(serde_json::json!(code)).unwrap();
+    fn oauth_error(
+        code: &str,
+    ) -> RequestTokenError<HttpClientError<reqwest::Error>, BasicErrorResponse> {
+        let kind =
+            serde_json::from_value::<BasicErrorResponseType>(serde_json::json!(code)).unwrap();
         RequestTokenError::ServerResponse(BasicErrorResponse::new(kind, None, None))
     }
 
@@ -289,8 +290,14 @@ mod tests {
         assert_eq!(reason("unauthorized_client", 400), "token_rejected");
         assert_eq!(reason("invalid_grant", 500), "token_endpoint_failed");
         assert_eq!(reason("invalid_grant", 429), "token_endpoint_failed");
-        assert_eq!(reason("temporarily_unavailable", 400), "token_endpoint_failed");
-        assert_eq!(map_token_error(oauth_error("invalid_grant"), 400).status(), 400);
+        assert_eq!(
+            reason("temporarily_unavailable", 400),
+            "token_endpoint_failed"
+        );
+        assert_eq!(
+            map_token_error(oauth_error("invalid_grant"), 400).status(),
+            400
+        );
     }
 
     #[test]

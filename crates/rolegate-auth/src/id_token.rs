@@ -29,7 +29,11 @@ pub(crate) fn accepted_algorithms(advertised: Option<&[String]>) -> Vec<Algorith
     match advertised {
         Some(names) if !names.is_empty() => ALLOWED_ALGORITHMS
             .into_iter()
-            .filter(|alg| names.iter().any(|n| n.parse::<Algorithm>().ok() == Some(*alg)))
+            .filter(|alg| {
+                names
+                    .iter()
+                    .any(|n| n.parse::<Algorithm>().ok() == Some(*alg))
+            })
             .collect(),
         _ => ALLOWED_ALGORITHMS.to_vec(),
     }

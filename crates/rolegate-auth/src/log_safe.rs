@@ -90,7 +90,10 @@ mod tests {
             shown,
             "alg\\nINFO signed in sub=admin\\r\\u{1b}[31m\\u{2028}\\u{202e}x"
         );
-        assert_eq!(Escaped("plain ünïcode text").to_string(), "plain ünïcode text");
+        assert_eq!(
+            Escaped("plain ünïcode text").to_string(),
+            "plain ünïcode text"
+        );
     }
 
     #[test]

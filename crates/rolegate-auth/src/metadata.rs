@@ -135,10 +135,8 @@ impl KeyKind {
         use Algorithm::*;
         matches!(
             (self, alg),
-            (
-                KeyKind::Rsa,
-                RS256 | RS384 | RS512 | PS256 | PS384 | PS512
-            ) | (KeyKind::EcP256, ES256)
+            (KeyKind::Rsa, RS256 | RS384 | RS512 | PS256 | PS384 | PS512)
+                | (KeyKind::EcP256, ES256)
                 | (KeyKind::EcP384, ES384)
         )
     }
@@ -373,8 +371,7 @@ async fn discover(config: &AuthConfig, http: &reqwest::Client) -> Result<Provide
         .await
         .map_err(|e| format!("discovery document at {url} is invalid: {e}"))?;
     metadata.check(&config.authority)?;
-    let algorithms =
-        accepted_algorithms(metadata.id_token_signing_alg_values_supported.as_deref());
+    let algorithms = accepted_algorithms(metadata.id_token_signing_alg_values_supported.as_deref());
     if algorithms.is_empty() {
         return Err(format!(
             "the provider signs ID tokens only with {:?}, none of which is an allowed \

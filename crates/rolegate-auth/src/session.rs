@@ -255,7 +255,9 @@ mod tests {
         let req = TestRequest::default().to_http_request();
         let session = req.get_session();
         let typed = AuthSession(&session);
-        session.insert("app.csrf", "planted-before-sign-in").unwrap();
+        session
+            .insert("app.csrf", "planted-before-sign-in")
+            .unwrap();
         session.insert("app.other", 1).unwrap();
         typed.push_pending(pending("tab-1"), 100, 600).unwrap();
         typed.push_pending(pending("tab-2"), 100, 600).unwrap();
@@ -276,7 +278,10 @@ mod tests {
         let mut keys: Vec<String> = session.entries().keys().cloned().collect();
         keys.sort();
         assert_eq!(keys, [ID_TOKEN_KEY, SEEN_KEY, USER_KEY]);
-        assert!(typed.take_pending("tab-1").is_none(), "other sign-ins dropped");
+        assert!(
+            typed.take_pending("tab-1").is_none(),
+            "other sign-ins dropped"
+        );
         assert_eq!(session.status(), SessionStatus::Renewed, "id rotated");
     }
 }
