@@ -97,14 +97,16 @@ async fn provider_error_is_shown_with_its_description() {
     assert!(!app.is_signed_in().await);
 }
 
+/// A rejected code is the caller's (400 `code_rejected`, see `hardening_auth`); everything
+/// else the token endpoint does wrong is the provider's or the deployment's.
 #[tokio::test]
 async fn token_endpoint_failures_are_bad_gateway_or_timeout() {
     let app = spawn_app().await;
     let cases = [
         (
             TokenReply::Raw(400, r#"{"error":"invalid_grant"}"#.into()),
-            502,
-            "token_rejected",
+            400,
+            "code_rejected",
         ),
         (
             TokenReply::Raw(401, r#"{"error":"invalid_client"}"#.into()),
@@ -113,6 +115,21 @@ async fn token_endpoint_failures_are_bad_gateway_or_timeout() {
         ),
         (
             TokenReply::Raw(500, "<html>oops</html>".into()),
+            502,
+            "token_endpoint_failed",
+        ),
+        (
+            TokenReply::Raw(500, r#"{"error":"invalid_grant"}"#.into()),
+            502,
+            "token_endpoint_failed",
+        ),
+        (
+            TokenReply::Raw(503, r#"{"error":"temporarily_unavailable"}"#.into()),
+            502,
+            "token_endpoint_failed",
+        ),
+        (
+            TokenReply::Raw(429, r#"{"error":"invalid_request"}"#.into()),
             502,
             "token_endpoint_failed",
         ),

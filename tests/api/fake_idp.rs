@@ -19,6 +19,20 @@ pub const TENANT: &str = "11111111-2222-3333-4444-555555555555";
 
 const KEY_1: &[u8] = include_bytes!("fixtures/idp-key-1.pem");
 const KEY_2: &[u8] = include_bytes!("fixtures/idp-key-2.pem");
+/// Test-only EC keys (PKCS#8), for the key-type and curve checks.
+const EC_P256: &[u8] = b"-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg16mZ4HVc72eTpAAK
+9SaVqgbgQII28Mg1MCAgGkjHB3+hRANCAARCPTlTFANRfb6/9k0xvItPtGASPkga
+jFnice7GfAlZebp1zkBLoA9lNHpCY7N0XHo4py2EJxgZVKmVd02k4j2P
+-----END PRIVATE KEY-----
+";
+const EC_P384: &[u8] = b"-----BEGIN PRIVATE KEY-----
+MIG2AgEAMBAGByqGSM49AgEGBSuBBAAiBIGeMIGbAgEBBDDQexmyGgZFIOII2Tm1
+mpz+N56yMFaalM1xYhdxN3MDaL/Xw8K31aFlAgFL7C4gjQShZANiAAQ1+c0O3Msd
+SoNt8mxv0/qjJZYddBYnjKgR3GQDSudqdI7CXOwFPhaC0eBzUeftwPIFDqhzgzZr
+f33O+9XaYqmbLg7Vkc9wuBYMszNB0Kz1NwhVlMfLZIHMe4rTLKl7r3E=
+-----END PRIVATE KEY-----
+";
 
 /// What the token endpoint does with the next code redemption.
 #[derive(Clone)]
@@ -43,7 +57,22 @@ pub struct SigningKey {
 impl SigningKey {
     fn new(kid: &str, pem: &[u8]) -> SigningKey {
         let encoding = EncodingKey::from_rsa_pem(pem).expect("fixture key parses");
-        let mut jwk = Jwk::from_encoding_key(&encoding, Algorithm::RS256).expect("jwk");
+        Self::with_jwk(kid, encoding, Algorithm::RS256)
+    }
+
+    /// An EC key (`alg` ES256 for P-256, ES384 for P-384), its JWK pinned to `alg`.
+    pub fn ec(kid: &str, pem: &[u8], alg: Algorithm) -> SigningKey {
+        let encoding = EncodingKey::from_ec_pem(pem).expect("fixture EC key parses");
+        Self::with_jwk(kid, encoding, alg)
+    }
+
+    /// A symmetric key published as a JWK (`kty: oct`): what a provider must never hand out.
+    pub fn oct(kid: &str, secret: &[u8]) -> SigningKey {
+        Self::with_jwk(kid, EncodingKey::from_secret(secret), Algorithm::HS256)
+    }
+
+    fn with_jwk(kid: &str, encoding: EncodingKey, alg: Algorithm) -> SigningKey {
+        let mut jwk = Jwk::from_encoding_key(&encoding, alg).expect("jwk");
         jwk.common.key_id = Some(kid.to_owned());
         SigningKey {
             kid: kid.to_owned(),
@@ -51,6 +80,23 @@ impl SigningKey {
             jwk,
         }
     }
+
+    /// The JWK without an `alg` pin, so only the key type limits what it verifies.
+    pub fn unpinned_jwk(&self) -> Jwk {
+        let mut jwk = self.jwk.clone();
+        jwk.common.key_algorithm = None;
+        jwk
+    }
+}
+
+/// The P-256 test key (ES256).
+pub fn ec_p256(kid: &str) -> SigningKey {
+    SigningKey::ec(kid, EC_P256, Algorithm::ES256)
+}
+
+/// The P-384 test key (ES384).
+pub fn ec_p384(kid: &str) -> SigningKey {
+    SigningKey::ec(kid, EC_P384, Algorithm::ES384)
 }
 
 pub struct IdpState {
@@ -59,6 +105,8 @@ pub struct IdpState {
     pub published: Vec<Jwk>,
     pub end_session: bool,
     pub iss_param_supported: bool,
+    /// `id_token_signing_alg_values_supported` in discovery; `None` leaves the field out.
+    pub signing_algs: Option<Vec<String>>,
     pub last_token_form: Option<HashMap<String, String>>,
     pub last_token_auth_header: Option<String>,
 }
@@ -90,6 +138,7 @@ impl FakeIdp {
             published: vec![key1.jwk.clone()],
             end_session: true,
             iss_param_supported: false,
+            signing_algs: Some(vec!["RS256".to_owned()]),
             last_token_form: None,
             last_token_auth_header: None,
         }));
@@ -135,6 +184,12 @@ impl FakeIdp {
 
     pub fn publish(&self, keys: Vec<Jwk>) {
         self.state.lock().unwrap().published = keys;
+    }
+
+    /// What discovery advertises as ID token signing algorithms (before rolegate discovers).
+    pub fn advertise_algs(&self, algs: Option<&[&str]>) {
+        self.state.lock().unwrap().signing_algs =
+            algs.map(|a| a.iter().map(|s| (*s).to_owned()).collect());
     }
 
     pub fn last_token_form(&self) -> HashMap<String, String> {
@@ -243,9 +298,11 @@ async fn discovery(s: web::Data<Shared>) -> HttpResponse {
         "response_types_supported": ["code"],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
-        "id_token_signing_alg_values_supported": ["RS256"],
         "authorization_response_iss_parameter_supported": state.iss_param_supported,
     });
+    if let Some(algs) = &state.signing_algs {
+        doc["id_token_signing_alg_values_supported"] = json!(algs);
+    }
     if state.end_session {
         doc["end_session_endpoint"] = json!(format!("{}/logout", s.issuer));
     }

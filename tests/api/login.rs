@@ -172,14 +172,13 @@ async fn next_brings_the_user_back_and_off_site_targets_become_root() {
     }
 }
 
+/// Several tabs may start a sign-in; whichever finishes first signs in. The others' states
+/// end with that sign-in (see `hardening_auth::signing_in_drops_the_other_pending_sign_ins`).
 #[tokio::test]
-async fn two_tabs_can_sign_in_at_once() {
+async fn two_tabs_can_start_a_sign_in_and_either_finishes_it() {
     let app = spawn_app().await;
     let tab1 = app.start_login("?next=/one").await;
-    let tab2 = app.start_login("?next=/two").await;
-    let c2 = app.idp.claims("carol", &tab2.nonce);
-    let r2 = app.finish_with_token(&tab2, app.idp.sign(&c2)).await;
-    assert_eq!(r2.headers()["location"], "/two");
+    let _tab2 = app.start_login("?next=/two").await;
     let c1 = app.idp.claims("carol", &tab1.nonce);
     let r1 = app.finish_with_token(&tab1, app.idp.sign(&c1)).await;
     assert_eq!(r1.status(), 302, "{}", r1.text().await.unwrap());

@@ -9,6 +9,7 @@ mod floods;
 mod fuzz;
 mod guards;
 mod hardening_app;
+mod hardening_auth;
 mod helpers;
 mod id_token;
 mod login;

@@ -11,6 +11,7 @@ use actix_web::{HttpMessage, HttpRequest};
 
 use crate::Auth;
 use crate::id_token::{self, Expectations, now};
+use crate::log_safe::Escaped;
 use crate::reject::Rejection;
 use crate::session::{AuthSession, Resolved, SEEN_WRITE_INTERVAL_SECS, User};
 
@@ -71,7 +72,7 @@ async fn bearer_user(auth: &Auth, token: &str) -> Result<Arc<User>, Rejection> {
     )
     .await
     .map_err(|e| {
-        tracing::warn!(reason = e.reason(), error = %e, "bearer token refused");
+        log_bearer_refused(&e);
         Rejection::InvalidBearer(e)
     })?;
     let roles = config.role_source.read(&claims).map_err(|_| {
@@ -89,6 +90,11 @@ async fn bearer_user(auth: &Auth, token: &str) -> Result<Arc<User>, Rejection> {
     Ok(user)
 }
 
+/// Anyone can send a Bearer token, so its header (`alg`) and claims in the error are escaped.
+fn log_bearer_refused(e: &crate::TokenError) {
+    tracing::warn!(reason = e.reason(), error = %Escaped(e), "bearer token refused");
+}
+
 /// The session's user, unless the session has gone idle or outlived its absolute lifetime.
 fn session_user(req: &HttpRequest, auth: &Auth) -> Option<User> {
     let session = req.get_session();
@@ -101,7 +107,7 @@ fn session_user(req: &HttpRequest, auth: &Auth) -> Option<User> {
     let too_old = now - user.signed_in_at > config.absolute_timeout.as_secs() as i64;
     if idle || too_old {
         tracing::info!(
-            sub = %user.sub,
+            sub = ?user.sub,
             reason = if idle { "idle" } else { "absolute" },
             "session expired"
         );
@@ -113,4 +119,15 @@ fn session_user(req: &HttpRequest, auth: &Auth) -> Option<User> {
     }
     user.rank_in(&config.roles);
     Some(user)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_forged_alg_header_cannot_start_a_log_line() {
+        let err = crate::TokenError::DisallowedAlgorithm("x\nERROR forged".into());
+        let out = crate::log_safe::captured(|| super::log_bearer_refused(&err));
+        assert_eq!(out.lines().count(), 1, "{out}");
+        assert!(out.contains(r"x\nERROR forged"), "{out}");
+    }
 }

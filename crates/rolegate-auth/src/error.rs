@@ -89,7 +89,13 @@ pub enum AuthError {
     BadCallback(&'static str),
     #[error("the callback's iss parameter does not name the configured issuer")]
     IssuerMismatch,
-    #[error("the token endpoint refused the code: {0}")]
+    /// The token endpoint refused the code itself (`invalid_grant` and other 4xx OAuth errors
+    /// about the request): a bogus, expired or replayed code is the caller's fault, not an outage.
+    #[error("the token endpoint did not accept the authorization code: {0}")]
+    CodeRejected(String),
+    /// The token endpoint refused this application (`invalid_client` and other errors about
+    /// the registration): a deployment problem the user cannot fix by retrying.
+    #[error("the token endpoint refused the application: {0}")]
     TokenRejected(String),
     #[error("the token endpoint failed: {0}")]
     TokenEndpointFailed(String),
@@ -120,7 +126,8 @@ impl AuthError {
             | AuthError::StateMismatch
             | AuthError::StateExpired
             | AuthError::BadCallback(_)
-            | AuthError::IssuerMismatch => StatusCode::BAD_REQUEST,
+            | AuthError::IssuerMismatch
+            | AuthError::CodeRejected(_) => StatusCode::BAD_REQUEST,
             AuthError::InvalidIdToken(TokenError::KeysUnavailable(_)) => StatusCode::BAD_GATEWAY,
             AuthError::InvalidIdToken(_) => StatusCode::BAD_REQUEST,
             AuthError::NoAppRole(_) | AuthError::GroupsOverage => StatusCode::FORBIDDEN,
@@ -142,6 +149,7 @@ impl AuthError {
             AuthError::StateExpired => "state_expired",
             AuthError::BadCallback(_) => "bad_callback",
             AuthError::IssuerMismatch => "issuer_mismatch",
+            AuthError::CodeRejected(_) => "code_rejected",
             AuthError::TokenRejected(_) => "token_rejected",
             AuthError::TokenEndpointFailed(_) => "token_endpoint_failed",
             AuthError::TokenEndpointTimeout => "token_endpoint_timeout",
@@ -167,6 +175,7 @@ impl AuthError {
             | AuthError::BadCallback(_)
             | AuthError::IssuerMismatch => "This sign-in link is not valid any more",
             AuthError::TokenEndpointTimeout => "The identity provider did not answer in time",
+            AuthError::CodeRejected(_) => "The sign-in code was not accepted",
             AuthError::TokenRejected(_)
             | AuthError::TokenEndpointFailed(_)
             | AuthError::MissingIdToken => "The identity provider gave an unusable answer",
@@ -199,6 +208,10 @@ impl AuthError {
             }
             AuthError::ProviderError { .. } => {
                 "The sign-in was cancelled or refused at the identity provider. Start again from the sign-in page."
+            }
+            AuthError::CodeRejected(_) => {
+                "The identity provider did not accept this sign-in's code: it may have expired or \
+                 been used already. Start again from the sign-in page."
             }
             AuthError::StateMissing
             | AuthError::StateMismatch

@@ -1,14 +1,15 @@
 //! The authorization code flow: start a sign-in, then complete it from the callback.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU16, Ordering};
 
 use oauth2::basic::{
     BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
     BasicTokenType,
 };
 use oauth2::{
-    AuthType, AuthUrl, AuthorizationCode, Client, ClientId, ClientSecret, CsrfToken,
-    EndpointNotSet, EndpointSet, ExtraTokenFields, HttpClientError, PkceCodeChallenge,
+    AsyncHttpClient, AuthType, AuthUrl, AuthorizationCode, Client, ClientId, ClientSecret,
+    CsrfToken, EndpointNotSet, EndpointSet, ExtraTokenFields, HttpClientError, PkceCodeChallenge,
     PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope, StandardRevocableToken,
     StandardTokenResponse, TokenUrl,
 };
@@ -182,12 +183,22 @@ pub(crate) async fn redeem(
     pending: &PendingLogin,
     code: String,
 ) -> Result<(Claims, String), AuthError> {
+    // oauth2 drops the HTTP status of an error answer; it decides whose fault a refusal is.
+    let status = AtomicU16::new(0);
+    let recording = |request: oauth2::HttpRequest| {
+        let status = &status;
+        async move {
+            let response = http.call(request).await?;
+            status.store(response.status().as_u16(), Ordering::Relaxed);
+            Ok::<_, HttpClientError<reqwest::Error>>(response)
+        }
+    };
     let response = client(config, provider)
         .exchange_code(AuthorizationCode::new(code))
         .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()))
-        .request_async(http)
+        .request_async(&recording)
         .await
-        .map_err(map_token_error)?;
+        .map_err(|e| map_token_error(e, status.load(Ordering::Relaxed)))?;
     let raw = response
         .extra_fields()
         .id_token
@@ -209,12 +220,35 @@ pub(crate) async fn redeem(
     Ok((claims, raw))
 }
 
+/// OAuth error codes about the application's registration or settings, not the code: the
+/// user cannot fix them by starting again.
+const CLIENT_ERRORS: [&str; 4] = [
+    "invalid_client",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+];
+
+/// Sorts a failed code redemption by whose fault it is: an OAuth error answer with a 4xx status
+/// about the code (`invalid_grant`, `invalid_request`, ...) is the caller's (400); one about the
+/// application is a deployment problem (502); 5xx, 429, garbage and transport errors are the
+/// provider's (502), a timeout 504.
 fn map_token_error(
     err: RequestTokenError<HttpClientError<reqwest::Error>, BasicErrorResponse>,
+    status: u16,
 ) -> AuthError {
     match err {
         RequestTokenError::ServerResponse(body) => {
-            AuthError::TokenRejected(body.error().as_ref().chars().take(64).collect())
+            let code: String = body.error().as_ref().chars().take(64).collect();
+            let provider_trouble =
+                matches!(code.as_str(), "server_error" | "temporarily_unavailable");
+            if CLIENT_ERRORS.contains(&code.as_str()) {
+                AuthError::TokenRejected(code)
+            } else if (400..500).contains(&status) && status != 429 && !provider_trouble {
+                AuthError::CodeRejected(code)
+            } else {
+                AuthError::TokenEndpointFailed(format!("status {status}, error {code}"))
+            }
         }
         RequestTokenError::Request(HttpClientError::Reqwest(e)) if e.is_timeout() => {
             AuthError::TokenEndpointTimeout
@@ -236,6 +270,35 @@ fn map_token_error(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use oauth2::basic::BasicErrorResponseType;
+
+    fn oauth_error(
+        code: &str,
+    ) -> RequestTokenError<HttpClientError<reqwest::Error>, BasicErrorResponse> {
+        let kind =
+            serde_json::from_value::<BasicErrorResponseType>(serde_json::json!(code)).unwrap();
+        RequestTokenError::ServerResponse(BasicErrorResponse::new(kind, None, None))
+    }
+
+    #[test]
+    fn refused_codes_are_the_callers_fault_and_outages_the_providers() {
+        let reason = |code: &str, status: u16| map_token_error(oauth_error(code), status).reason();
+        assert_eq!(reason("invalid_grant", 400), "code_rejected");
+        assert_eq!(reason("invalid_request", 400), "code_rejected");
+        assert_eq!(reason("AADSTS54005", 400), "code_rejected");
+        assert_eq!(reason("invalid_client", 401), "token_rejected");
+        assert_eq!(reason("unauthorized_client", 400), "token_rejected");
+        assert_eq!(reason("invalid_grant", 500), "token_endpoint_failed");
+        assert_eq!(reason("invalid_grant", 429), "token_endpoint_failed");
+        assert_eq!(
+            reason("temporarily_unavailable", 400),
+            "token_endpoint_failed"
+        );
+        assert_eq!(
+            map_token_error(oauth_error("invalid_grant"), 400).status(),
+            400
+        );
+    }
 
     #[test]
     fn callback_query_is_parsed_strictly() {

@@ -9,6 +9,7 @@ use crate::Auth;
 use crate::error::AuthError;
 use crate::flow::{self, CallbackParams};
 use crate::id_token::{Claims, now};
+use crate::log_safe::Escaped;
 use crate::pages::LoginPage;
 use crate::redirect::safe_next;
 use crate::roles::RoleReadError;
@@ -30,7 +31,7 @@ pub(crate) async fn login(req: HttpRequest, session: Session) -> HttpResponse {
 
     let mut response = match auth.provider().await {
         Err(err) => {
-            tracing::warn!(reason = err.reason(), error = %err, "sign-in page: provider unavailable");
+            tracing::warn!(reason = err.reason(), error = %Escaped(&err), "sign-in page: provider unavailable");
             auth.pages().auth_error(&req, &err)
         }
         Ok(provider) => {
@@ -39,7 +40,7 @@ pub(crate) async fn login(req: HttpRequest, session: Session) -> HttpResponse {
             let ttl = auth.config().pending_ttl.as_secs() as i64;
             if let Err(e) = AuthSession(&session).push_pending(pending, now, ttl) {
                 let err = AuthError::Session(e);
-                tracing::error!(error = %err, "could not store the pending sign-in");
+                tracing::error!(error = %Escaped(&err), "could not store the pending sign-in");
                 return auth.pages().auth_error(&req, &err);
             }
             auth.pages().login(
@@ -67,7 +68,7 @@ pub(crate) async fn callback(req: HttpRequest, session: Session) -> HttpResponse
     };
     match complete(&req, &session, auth).await {
         Ok((user, next)) => {
-            tracing::info!(sub = %user.sub, oid = ?user.oid, role = ?user.role(), "signed in");
+            log_signed_in(&user);
             auth.events().signed_in(&req, &user).await;
             HttpResponse::Found()
                 .insert_header((header::LOCATION, next))
@@ -76,12 +77,7 @@ pub(crate) async fn callback(req: HttpRequest, session: Session) -> HttpResponse
         }
         Err((err, claims)) => {
             AuthSession(&session).discard_if_empty();
-            tracing::warn!(
-                reason = err.reason(),
-                error = %err,
-                sub = claims.as_ref().map(|c| c.sub.as_str()),
-                "sign-in refused"
-            );
+            log_refused(&err, claims.as_deref());
             auth.events()
                 .sign_in_refused(&req, &err, claims.as_deref())
                 .await;
@@ -91,6 +87,21 @@ pub(crate) async fn callback(req: HttpRequest, session: Session) -> HttpResponse
 }
 
 type Refusal = (AuthError, Option<Box<Claims>>);
+
+/// Claims come from the token: logged with Debug formatting, so `\n` stays `\n`.
+fn log_signed_in(user: &User) {
+    tracing::info!(sub = ?user.sub, oid = ?user.oid, role = ?user.role(), "signed in");
+}
+
+/// The error's text quotes provider codes and token headers: logged escaped.
+fn log_refused(err: &AuthError, claims: Option<&Claims>) {
+    tracing::warn!(
+        reason = err.reason(),
+        error = %Escaped(err),
+        sub = claims.map(|c| tracing::field::debug(c.sub.as_str())),
+        "sign-in refused"
+    );
+}
 
 async fn complete(
     req: &HttpRequest,
@@ -159,7 +170,10 @@ pub(crate) async fn logout(req: HttpRequest, session: Session) -> HttpResponse {
     let user = typed.user();
     let hints = typed.logout_hints();
     session.purge();
-    tracing::info!(sub = user.as_ref().map(|u| u.sub.as_str()), "signed out");
+    tracing::info!(
+        sub = user.as_ref().map(|u| tracing::field::debug(u.sub.as_str())),
+        "signed out"
+    );
     auth.events().signed_out(&req, user.as_ref()).await;
 
     let config = auth.config();
@@ -203,4 +217,45 @@ fn flash_cookie(login_path: &str, value: &str) -> Cookie<'static> {
         .same_site(SameSite::Lax)
         .max_age(CookieDuration::minutes(5))
         .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::TokenError;
+    use crate::log_safe::captured;
+
+    const HOSTILE: &str = "sub-1\nINFO signed in sub=\"admin\"\r";
+
+    fn claims() -> Claims {
+        serde_json::from_value(serde_json::json!({
+            "iss": "https://idp.example", "sub": HOSTILE, "aud": "client", "exp": 2_000,
+        }))
+        .unwrap()
+    }
+
+    /// One line per event, the hostile value visible but escaped.
+    fn assert_one_escaped_line(out: &str) {
+        assert_eq!(out.lines().count(), 1, "a forged line: {out}");
+        assert!(!out.contains('\r'), "{out}");
+        assert!(out.contains(r"sub-1\nINFO"), "{out}");
+    }
+
+    #[test]
+    fn a_sub_with_a_newline_is_logged_escaped_at_sign_in() {
+        let user = User::from_claims(&claims(), vec![], 0);
+        assert_one_escaped_line(&captured(|| log_signed_in(&user)));
+    }
+
+    #[test]
+    fn refusals_log_claims_and_provider_text_escaped() {
+        let claims = claims();
+        for err in [
+            AuthError::CodeRejected(HOSTILE.into()),
+            AuthError::InvalidIdToken(TokenError::DisallowedAlgorithm(HOSTILE.into())),
+            AuthError::NoAppRole("DemoApp.Read".into()),
+        ] {
+            assert_one_escaped_line(&captured(|| log_refused(&err, Some(&claims))));
+        }
+    }
 }

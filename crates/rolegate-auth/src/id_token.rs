@@ -22,6 +22,23 @@ const ALLOWED_ALGORITHMS: [Algorithm; 8] = [
     Algorithm::ES384,
 ];
 
+/// The algorithms tokens of a provider may use: the allow-list, narrowed to what the provider's
+/// discovery document advertises (`id_token_signing_alg_values_supported`) when it says.
+/// Names rolegate does not know, `none` and HS* never make it in.
+pub(crate) fn accepted_algorithms(advertised: Option<&[String]>) -> Vec<Algorithm> {
+    match advertised {
+        Some(names) if !names.is_empty() => ALLOWED_ALGORITHMS
+            .into_iter()
+            .filter(|alg| {
+                names
+                    .iter()
+                    .any(|n| n.parse::<Algorithm>().ok() == Some(*alg))
+            })
+            .collect(),
+        _ => ALLOWED_ALGORITHMS.to_vec(),
+    }
+}
+
 /// The claims rolegate reads from a verified token; unknown claims are ignored.
 #[derive(Debug, Clone, Deserialize)]
 #[allow(missing_docs)] // standard claim names (OpenID Connect Core 2, 5.1; Entra's oid/tid)
@@ -136,11 +153,12 @@ pub(crate) async fn validate(
         Some(alg) => TokenError::DisallowedAlgorithm(alg),
         None => TokenError::Malformed,
     })?;
-    if !ALLOWED_ALGORITHMS.contains(&header.alg) {
+    if !ALLOWED_ALGORITHMS.contains(&header.alg) || !provider.algorithms.contains(&header.alg) {
         return Err(TokenError::DisallowedAlgorithm(format!("{:?}", header.alg)));
     }
     let key = provider.keys.key_for(http, header.kid.as_deref()).await?;
-    if key.alg.is_some_and(|pinned| pinned != header.alg) {
+    // An RSA key never verifies an ES* token and vice versa, nor a P-384 key an ES256 one.
+    if !key.kind.fits(header.alg) || key.alg.is_some_and(|pinned| pinned != header.alg) {
         return Err(TokenError::AlgorithmMismatch);
     }
 
@@ -274,6 +292,22 @@ mod tests {
             allowed_tenants: tenants,
             leeway_secs: 60,
         }
+    }
+
+    #[test]
+    fn accepted_algorithms_are_the_intersection_with_discovery() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            accepted_algorithms(Some(&names(&["RS256"]))),
+            vec![Algorithm::RS256]
+        );
+        assert_eq!(
+            accepted_algorithms(Some(&names(&["HS256", "none", "ES256", "EdDSA", "bogus"]))),
+            vec![Algorithm::ES256]
+        );
+        assert!(accepted_algorithms(Some(&names(&["HS256", "none"]))).is_empty());
+        assert_eq!(accepted_algorithms(None), ALLOWED_ALGORITHMS.to_vec());
+        assert_eq!(accepted_algorithms(Some(&[])), ALLOWED_ALGORITHMS.to_vec());
     }
 
     #[test]

@@ -69,6 +69,7 @@ mod flow;
 mod handlers;
 mod http;
 mod id_token;
+mod log_safe;
 mod memory_store;
 mod metadata;
 mod middleware;

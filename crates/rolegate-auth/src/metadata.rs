@@ -9,13 +9,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 use url::Url;
 
 use crate::config::AuthConfig;
 use crate::error::{AuthError, TokenError};
+use crate::id_token::accepted_algorithms;
+use crate::log_safe::Escaped;
 
 /// The parts of the discovery document rolegate uses.
 #[derive(Debug, Clone, Deserialize)]
@@ -32,6 +34,9 @@ pub(crate) struct ProviderMetadata {
     pub code_challenge_methods_supported: Vec<String>,
     #[serde(default)]
     pub authorization_response_iss_parameter_supported: bool,
+    /// What the provider says it signs ID tokens with; narrows the asymmetric allow-list.
+    #[serde(default)]
+    pub id_token_signing_alg_values_supported: Option<Vec<String>>,
 }
 
 /// Entra's multi-tenant issuers carry this placeholder, replaced by the token's `tid`.
@@ -97,11 +102,53 @@ pub fn is_loopback_host(url: &Url) -> bool {
     }
 }
 
+/// The type of a key (its JWK `kty`, and curve for EC): a token's `alg` must belong to it, so
+/// a key published for one family is never used to verify another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyKind {
+    /// `kty: RSA`: RS256/384/512, PS256/384/512.
+    Rsa,
+    /// `kty: EC`, `crv: P-256`: ES256.
+    EcP256,
+    /// `kty: EC`, `crv: P-384`: ES384.
+    EcP384,
+}
+
+impl KeyKind {
+    /// The kind of an asymmetric key rolegate can use; `None` for symmetric (`oct`) keys, which
+    /// would let anyone holding the shared secret forge tokens, and for curves it cannot verify.
+    fn of(jwk: &Jwk) -> Option<KeyKind> {
+        match &jwk.algorithm {
+            AlgorithmParameters::RSA(_) => Some(KeyKind::Rsa),
+            AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
+                EllipticCurve::P256 => Some(KeyKind::EcP256),
+                EllipticCurve::P384 => Some(KeyKind::EcP384),
+                _ => None,
+            },
+            // oct, OKP (EdDSA is not allowed) and whatever jsonwebtoken adds later.
+            _ => None,
+        }
+    }
+
+    /// Whether a token signed with `alg` may be verified with a key of this kind.
+    pub(crate) fn fits(self, alg: Algorithm) -> bool {
+        use Algorithm::*;
+        matches!(
+            (self, alg),
+            (KeyKind::Rsa, RS256 | RS384 | RS512 | PS256 | PS384 | PS512)
+                | (KeyKind::EcP256, ES256)
+                | (KeyKind::EcP384, ES384)
+        )
+    }
+}
+
 /// A verification key from the JWKS, decoded once.
 pub(crate) struct CachedKey {
     pub key: DecodingKey,
     /// The `alg` the JWK pins, if any; a token must then use exactly it.
     pub alg: Option<Algorithm>,
+    /// The key's type; a token's `alg` must fit it.
+    pub kind: KeyKind,
 }
 
 #[derive(Default)]
@@ -138,33 +185,7 @@ impl KeyCache {
             .json()
             .await
             .map_err(|e| format!("JWKS at {jwks_uri} is not a key set: {e}"))?;
-        let mut set = KeySet::default();
-        let mut usable = Vec::new();
-        for value in raw.keys {
-            // A key we cannot parse (unknown kty, encryption key) is skipped, not fatal.
-            let Ok(jwk) = serde_json::from_value::<Jwk>(value) else {
-                continue;
-            };
-            if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
-                continue;
-            }
-            let Ok(key) = DecodingKey::from_jwk(&jwk) else {
-                continue;
-            };
-            let alg = jwk
-                .common
-                .key_algorithm
-                .and_then(|a| Algorithm::try_from(a).ok());
-            let cached = Arc::new(CachedKey { key, alg });
-            if let Some(kid) = jwk.common.key_id.clone() {
-                set.by_kid.insert(kid, cached.clone());
-            }
-            usable.push(cached);
-        }
-        if usable.len() == 1 {
-            set.only_key = usable.pop();
-        }
-        Ok(set)
+        Ok(key_set(raw.keys))
     }
 
     /// The key for `kid`; refetches the set once per cool-down when the kid is unknown.
@@ -213,10 +234,51 @@ impl KeyCache {
     }
 }
 
+/// The usable keys of a JWKS. Keys that cannot verify an allowed token are dropped here: ones
+/// that do not parse, encryption keys, symmetric (`oct`) keys and unsupported curves.
+fn key_set(values: Vec<serde_json::Value>) -> KeySet {
+    let mut set = KeySet::default();
+    let mut usable = Vec::new();
+    for value in values {
+        // A key we cannot parse (unknown kty, encryption key) is skipped, not fatal.
+        let Ok(jwk) = serde_json::from_value::<Jwk>(value) else {
+            continue;
+        };
+        if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+            continue;
+        }
+        let Some(kind) = KeyKind::of(&jwk) else {
+            tracing::info!(
+                kid = ?jwk.common.key_id,
+                "ignoring a key of the provider's key set: not an RSA or P-256/P-384 EC key"
+            );
+            continue;
+        };
+        let Ok(key) = DecodingKey::from_jwk(&jwk) else {
+            continue;
+        };
+        let alg = jwk
+            .common
+            .key_algorithm
+            .and_then(|a| Algorithm::try_from(a).ok());
+        let cached = Arc::new(CachedKey { key, alg, kind });
+        if let Some(kid) = jwk.common.key_id.clone() {
+            set.by_kid.insert(kid, cached.clone());
+        }
+        usable.push(cached);
+    }
+    if usable.len() == 1 {
+        set.only_key = usable.pop();
+    }
+    set
+}
+
 /// A discovered provider: its metadata and keys.
 pub(crate) struct Provider {
     pub metadata: ProviderMetadata,
     pub keys: KeyCache,
+    /// The algorithms tokens may use: the provider's advertised ones within the allow-list.
+    pub algorithms: Vec<Algorithm>,
 }
 
 impl Provider {
@@ -270,11 +332,11 @@ impl ProviderHandle {
                     *current = Some(provider.clone());
                 }
                 *last = None;
-                tracing::info!(issuer = %provider.metadata.issuer, "identity provider discovered");
+                tracing::info!(issuer = ?provider.metadata.issuer, "identity provider discovered");
                 Ok(provider)
             }
             Err(err) => {
-                tracing::warn!(error = %err, "identity provider discovery failed");
+                tracing::warn!(error = %Escaped(&err), "identity provider discovery failed");
                 *last = Some((Instant::now(), err.clone()));
                 Err(AuthError::ProviderUnavailable(err))
             }
@@ -309,8 +371,20 @@ async fn discover(config: &AuthConfig, http: &reqwest::Client) -> Result<Provide
         .await
         .map_err(|e| format!("discovery document at {url} is invalid: {e}"))?;
     metadata.check(&config.authority)?;
+    let algorithms = accepted_algorithms(metadata.id_token_signing_alg_values_supported.as_deref());
+    if algorithms.is_empty() {
+        return Err(format!(
+            "the provider signs ID tokens only with {:?}, none of which is an allowed \
+             asymmetric algorithm",
+            metadata
+                .id_token_signing_alg_values_supported
+                .as_deref()
+                .unwrap_or_default()
+        ));
+    }
     let keys = KeyCache::fetch(http, &metadata.jwks_uri).await?;
     Ok(Provider {
+        algorithms,
         keys: KeyCache {
             jwks_uri: metadata.jwks_uri.clone(),
             keys: RwLock::new(keys),
@@ -332,5 +406,67 @@ pub(crate) fn describe_reqwest(e: &reqwest::Error) -> String {
         "invalid response body".to_owned()
     } else {
         e.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn kinds(set: &KeySet) -> Vec<(String, KeyKind)> {
+        let mut v: Vec<_> = set
+            .by_kid
+            .iter()
+            .map(|(k, c)| (k.clone(), c.kind))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    #[test]
+    fn symmetric_and_unusable_keys_are_dropped_from_the_key_set() {
+        let b64 = "AQAB";
+        let xy = "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU";
+        let set = key_set(vec![
+            json!({"kty": "RSA", "kid": "rsa", "n": b64, "e": b64}),
+            json!({"kty": "oct", "kid": "hmac", "k": "c2VjcmV0LXNoYXJlZC13aXRoLWFueW9uZQ"}),
+            json!({"kty": "EC", "kid": "p256", "crv": "P-256", "x": xy, "y": xy}),
+            json!({"kty": "EC", "kid": "p384", "crv": "P-384", "x": xy, "y": xy}),
+            json!({"kty": "EC", "kid": "p521", "crv": "P-521", "x": xy, "y": xy}),
+            json!({"kty": "OKP", "kid": "ed", "crv": "Ed25519", "x": xy}),
+            json!({"kty": "RSA", "kid": "enc", "use": "enc", "n": b64, "e": b64}),
+        ]);
+        assert_eq!(
+            kinds(&set),
+            vec![
+                ("p256".to_owned(), KeyKind::EcP256),
+                ("p384".to_owned(), KeyKind::EcP384),
+                ("rsa".to_owned(), KeyKind::Rsa),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_oct_key_does_not_hide_the_only_usable_key() {
+        let set = key_set(vec![
+            json!({"kty": "RSA", "n": "AQAB", "e": "AQAB"}),
+            json!({"kty": "oct", "k": "c2VjcmV0"}),
+        ]);
+        assert_eq!(set.only_key.map(|k| k.kind), Some(KeyKind::Rsa));
+    }
+
+    #[test]
+    fn key_kinds_fit_only_their_algorithm_family_and_curve() {
+        use Algorithm::*;
+        for alg in [RS256, RS384, RS512, PS256, PS384, PS512] {
+            assert!(KeyKind::Rsa.fits(alg), "{alg:?}");
+            assert!(!KeyKind::EcP256.fits(alg) && !KeyKind::EcP384.fits(alg));
+        }
+        assert!(KeyKind::EcP256.fits(ES256) && !KeyKind::EcP256.fits(ES384));
+        assert!(KeyKind::EcP384.fits(ES384) && !KeyKind::EcP384.fits(ES256));
+        for alg in [ES256, ES384, HS256, HS384, HS512, EdDSA] {
+            assert!(!KeyKind::Rsa.fits(alg), "{alg:?}");
+        }
     }
 }

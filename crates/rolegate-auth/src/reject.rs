@@ -106,7 +106,7 @@ pub(crate) async fn respond(req: &HttpRequest, auth: &Auth, rejection: Rejection
             "Bearer error=\"invalid_token\"",
         ),
         Rejection::Forbidden { user, needed } => {
-            tracing::info!(sub = %user.sub, needed = %needed, path = %routed_path(req), "access denied");
+            log_access_denied(&user.sub, &needed, routed_path(req));
             auth.events().access_denied(req, &user, &needed).await;
             if json {
                 json_error(
@@ -119,7 +119,7 @@ pub(crate) async fn respond(req: &HttpRequest, auth: &Auth, rejection: Rejection
             }
         }
         Rejection::Denied => {
-            tracing::info!(path = %routed_path(req), "denied by route rule");
+            log_rule_denied(routed_path(req));
             if json {
                 json_error(
                     StatusCode::FORBIDDEN,
@@ -146,6 +146,17 @@ pub(crate) async fn respond(req: &HttpRequest, auth: &Auth, rejection: Rejection
     }
 }
 
+/// `sub` comes from a token and the path from the request line (percent-decoded, so `%0A` is
+/// a newline): both Debug-formatted. `needed` is the host's own role name.
+fn log_access_denied(sub: &str, needed: &str, path: &str) {
+    tracing::info!(sub = ?sub, needed = %needed, path = ?path, "access denied");
+}
+
+/// The path is the caller's: Debug-formatted.
+fn log_rule_denied(path: &str) {
+    tracing::info!(path = ?path, "denied by route rule");
+}
+
 fn misconfigured(json: bool) -> HttpResponse {
     if json {
         json_error(
@@ -157,5 +168,22 @@ fn misconfigured(json: bool) -> HttpResponse {
         HttpResponse::InternalServerError()
             .content_type("text/plain; charset=utf-8")
             .body("This page's authorization is misconfigured; the server log names the cause.")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::log_safe::captured;
+
+    #[test]
+    fn hostile_paths_and_subs_stay_on_one_log_line() {
+        let path = "/reports/x\nINFO signed in sub=\"admin\"";
+        for out in [
+            captured(|| super::log_access_denied("s\r\nu", "DemoApp.Read", path)),
+            captured(|| super::log_rule_denied(path)),
+        ] {
+            assert_eq!(out.lines().count(), 1, "{out}");
+            assert!(out.contains(r"/reports/x\nINFO"), "{out}");
+        }
     }
 }

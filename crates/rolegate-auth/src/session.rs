@@ -199,8 +199,11 @@ impl AuthSession<'_> {
     }
 
     /// Signs the user in and rotates the session id, so an id planted before sign-in
-    /// (session fixation) is worthless afterwards.
+    /// (session fixation) is worthless afterwards. The session starts clean: other pending
+    /// sign-ins and every entry set before sign-in (the host's CSRF token included) are dropped,
+    /// so nothing an attacker planted or learned in the anonymous session carries over.
     pub fn sign_in(&self, user: &User, hints: &LogoutHints, now: i64) -> Result<(), String> {
+        self.0.clear();
         self.0.insert(USER_KEY, user).map_err(|e| e.to_string())?;
         self.0
             .insert(ID_TOKEN_KEY, hints)
@@ -228,4 +231,57 @@ pub(crate) struct Resolved(pub Option<Arc<User>>);
 pub fn resolved_user(req: &actix_web::HttpRequest) -> Option<Arc<User>> {
     use actix_web::HttpMessage;
     req.extensions().get::<Resolved>().and_then(|r| r.0.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_session::{SessionExt, SessionStatus};
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    fn pending(state: &str) -> PendingLogin {
+        PendingLogin {
+            state: state.into(),
+            nonce: "n".into(),
+            pkce_verifier: "v".into(),
+            next: "/".into(),
+            created_at: 100,
+        }
+    }
+
+    #[test]
+    fn sign_in_starts_a_clean_session() {
+        let req = TestRequest::default().to_http_request();
+        let session = req.get_session();
+        let typed = AuthSession(&session);
+        session
+            .insert("app.csrf", "planted-before-sign-in")
+            .unwrap();
+        session.insert("app.other", 1).unwrap();
+        typed.push_pending(pending("tab-1"), 100, 600).unwrap();
+        typed.push_pending(pending("tab-2"), 100, 600).unwrap();
+        let done = typed.take_pending("tab-2").unwrap();
+        assert_eq!(done.state, "tab-2");
+
+        let claims: Claims = serde_json::from_value(serde_json::json!({
+            "iss": "https://idp.example", "sub": "s", "aud": "c", "exp": 2_000,
+        }))
+        .unwrap();
+        let user = User::from_claims(&claims, vec![], 100);
+        let hints = LogoutHints {
+            id_token: "t".into(),
+            login_hint: None,
+        };
+        typed.sign_in(&user, &hints, 100).unwrap();
+
+        let mut keys: Vec<String> = session.entries().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(keys, [ID_TOKEN_KEY, SEEN_KEY, USER_KEY]);
+        assert!(
+            typed.take_pending("tab-1").is_none(),
+            "other sign-ins dropped"
+        );
+        assert_eq!(session.status(), SessionStatus::Renewed, "id rotated");
+    }
 }
