@@ -30,24 +30,8 @@ pub fn init(filter: &str) {
         .try_init();
 }
 
-/// Shows an untrusted value (a claim, a path, an error message that quotes input) quoted and
-/// escaped the way `{:?}` shows a string: newlines, other control characters, line separators
-/// (`\u{2028}`) and bidi overrides become visible escapes and quotes are backslashed, so a value
-/// can neither end its log line and forge the next one nor fake another field. Log such values
-/// as `field = %Escaped(&value)`, or as `?value` when the value is a string already.
-pub struct Escaped<T>(pub T);
-
-impl<T: fmt::Display> fmt::Display for Escaped<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.0.to_string().as_str(), f)
-    }
-}
-
-impl<T: fmt::Display> fmt::Debug for Escaped<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
+/// The one escaping wrapper for untrusted values in log lines (the auth crate's).
+pub use rolegate_auth::Escaped;
 
 /// The id of the current request, also sent back as `X-Request-Id`.
 #[derive(Debug, Clone)]

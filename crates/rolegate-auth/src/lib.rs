@@ -93,6 +93,7 @@ pub use error::{AuthError, TokenError};
 pub use events::{AuthEvents, EventFuture, NoEvents, no_event};
 pub use extract::{CurrentUser, MaybeUser, RequireRole};
 pub use id_token::{Audience, Claims};
+pub use log_safe::Escaped;
 pub use memory_store::MemoryStore;
 pub use metadata::{is_loopback_host, is_secure_or_loopback};
 pub use middleware::{RequireRoleLayer, RouteRules};

@@ -5,16 +5,18 @@
 //! them. Values whose Display text is the useful part (errors that quote a token's `alg` or a
 //! provider's error code) go through [`Escaped`].
 
-use std::fmt::{self, Display, Write};
+use std::fmt::{self, Display};
 
-/// Display wrapper that escapes control characters (`\n`, `\r`, ESC, ...), Unicode line and
-/// paragraph separators and bidirectional overrides, so a hostile value cannot start a fake
-/// log line, recolour a terminal or reorder what an operator reads.
-pub(crate) struct Escaped<T>(pub T);
+/// Shows an untrusted value (a claim, a path, an error that quotes input) quoted and escaped
+/// the way `{:?}` shows a string: newlines and other control characters, line separators
+/// (`\u{2028}`) and bidi overrides become visible escapes and quotes are backslashed, so a value
+/// can neither end its log line and forge the next one nor fake another field. Log such values
+/// as `field = %Escaped(&value)`, or as `?value` when the value is a string already.
+pub struct Escaped<T>(pub T);
 
 impl<T: Display> Display for Escaped<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(Filter(f), "{}", self.0)
+        fmt::Debug::fmt(self.0.to_string().as_str(), f)
     }
 }
 
@@ -22,30 +24,6 @@ impl<T: Display> fmt::Debug for Escaped<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         Display::fmt(self, f)
     }
-}
-
-/// Passes text through, escaping what [`needs_escape`] names.
-struct Filter<'a, 'b>(&'a mut fmt::Formatter<'b>);
-
-impl Write for Filter<'_, '_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        for c in s.chars() {
-            if needs_escape(c) {
-                write!(self.0, "{}", c.escape_default())?;
-            } else {
-                self.0.write_char(c)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-fn needs_escape(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
-        )
 }
 
 /// Everything a plain fmt subscriber writes while `f` runs on this thread.
@@ -88,11 +66,12 @@ mod tests {
         assert!(!shown.contains(['\n', '\r', '\u{1b}', '\u{2028}', '\u{202E}']));
         assert_eq!(
             shown,
-            "alg\\nINFO signed in sub=admin\\r\\u{1b}[31m\\u{2028}\\u{202e}x"
+            "\"alg\\nINFO signed in sub=admin\\r\\u{1b}[31m\\u{2028}\\u{202e}x\""
         );
         assert_eq!(
             Escaped("plain ünïcode text").to_string(),
-            "plain ünïcode text"
+            "\"plain ünïcode text\"",
+            "quoted, so a value cannot fake another field"
         );
     }
 
@@ -101,7 +80,7 @@ mod tests {
         let err = crate::TokenError::DisallowedAlgorithm("RS256\nforged".into());
         assert_eq!(
             Escaped(&err).to_string(),
-            "the token's algorithm RS256\\nforged is not allowed"
+            "\"the token's algorithm RS256\\nforged is not allowed\""
         );
     }
 }
