@@ -15,7 +15,6 @@ use rolegate::telemetry::{Escaped, log_requests, security_headers};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, spawn_app};
-use crate::scale_out::RedisChild;
 
 /// The `sub` of the hostile user: a path separator, a query, a fragment and a line separator.
 const HOSTILE_SUB: &str = "a/b?c#d\u{2028}e";
@@ -29,7 +28,7 @@ const SECURITY_HEADERS: [&str; 5] = [
     "cross-origin-opener-policy",
 ];
 
-fn assert_security_headers(headers: &reqwest::header::HeaderMap, what: &str) {
+pub(crate) fn assert_security_headers(headers: &reqwest::header::HeaderMap, what: &str) {
     for name in SECURITY_HEADERS {
         assert!(headers.contains_key(name), "{what}: missing {name}");
     }
@@ -281,38 +280,8 @@ async fn the_request_log_escapes_errors_and_a_middleware_error_keeps_the_headers
     );
 }
 
-// ---- item 9: security headers on every response ----
-
-#[tokio::test]
-async fn a_session_store_outage_page_has_the_security_headers() {
-    let Some(mut redis) = RedisChild::start() else {
-        return;
-    };
-    let url = redis.url();
-    let app = crate::helpers::spawn_app_with(move |env| {
-        env.insert("APP__SESSION__STORE".into(), "redis".into());
-        env.insert("APP__SESSION__REDIS_URL".into(), url);
-    })
-    .await;
-    app.sign_in("carol").await;
-    redis.kill();
-
-    let page = app.get("/notes").await;
-    assert_eq!(page.status(), 503);
-    assert_security_headers(page.headers(), "503 page");
-    assert!(page.headers().contains_key("x-request-id"));
-    assert!(
-        page.text()
-            .await
-            .unwrap()
-            .contains("session store is not answering")
-    );
-    let api = app.get("/api/me").await;
-    assert_eq!(api.status(), 503);
-    assert_security_headers(api.headers(), "503 JSON");
-    let body: Value = api.json().await.unwrap();
-    assert_eq!(body["error"], "unavailable");
-}
+// ---- item 9: security headers on every response (the store-outage 503 page and JSON are
+// checked in scale_out::sessions_survive_a_redis_restart_and_outages_are_503) ----
 
 #[tokio::test]
 async fn the_almost_there_page_has_the_security_headers() {

@@ -209,6 +209,9 @@ async fn sessions_survive_a_redis_restart_and_outages_are_503() {
     redis.kill();
     let page = app.get("/notes").await;
     assert_eq!(page.status(), 503);
+    // Raised inside middleware, yet the error page carries every security header.
+    crate::hardening_app::assert_security_headers(page.headers(), "503 page");
+    assert!(page.headers().contains_key("x-request-id"));
     assert!(
         page.text()
             .await
@@ -217,6 +220,7 @@ async fn sessions_survive_a_redis_restart_and_outages_are_503() {
     );
     let api = app.get("/api/me").await;
     assert_eq!(api.status(), 503);
+    crate::hardening_app::assert_security_headers(api.headers(), "503 JSON");
     let text = api.text().await.unwrap();
     let body: serde_json::Value =
         serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON: {text}"));

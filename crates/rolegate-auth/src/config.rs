@@ -182,7 +182,7 @@ impl Default for AuthConfigBuilder {
             prompt: None,
             allowed_tenants: Vec::new(),
             api_audience: None,
-            api_prefix: "/api/".into(),
+            api_prefix: crate::reject::DEFAULT_API_PREFIX.into(),
             jwks_refresh_cooldown: Duration::from_secs(30),
             discovery_retry: Duration::from_secs(5),
             http_timeout: Duration::from_secs(10),

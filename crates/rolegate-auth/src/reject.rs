@@ -15,7 +15,7 @@ use crate::error::TokenError;
 use crate::session::User;
 
 /// The API prefix assumed when no [`Auth`] is registered on the app.
-const DEFAULT_API_PREFIX: &str = "/api/";
+pub(crate) const DEFAULT_API_PREFIX: &str = "/api/";
 
 /// Why a request was not let through.
 #[derive(Debug)]
