@@ -10,7 +10,8 @@ use actix_web::http::header;
 use actix_web::{HttpMessage, HttpRequest};
 
 use crate::Auth;
-use crate::id_token::{self, Expectations, now};
+use crate::access_token::{self, Refusal};
+use crate::id_token::now;
 use crate::log_safe::Escaped;
 use crate::reject::Rejection;
 use crate::session::{AuthSession, Resolved, SEEN_WRITE_INTERVAL_SECS, User};
@@ -53,41 +54,47 @@ async fn bearer_user(auth: &Auth, token: &str) -> Result<Arc<User>, Rejection> {
     if let Some(user) = auth.tokens().get(token, now) {
         return Ok(user);
     }
-    let config = auth.config();
     let provider = auth
         .provider()
         .await
         .map_err(|_| Rejection::ProviderUnavailable)?;
-    let claims = id_token::validate(
-        token,
-        &provider,
-        auth.http(),
-        &Expectations {
-            audience: &config.api_audience,
-            authorized_party: None,
-            nonce: None,
-            allowed_tenants: &config.allowed_tenants,
-            leeway_secs: config.clock_leeway_secs,
-        },
-    )
-    .await
-    .map_err(|e| {
-        log_bearer_refused(&e);
-        Rejection::InvalidBearer(e)
-    })?;
-    let roles = config.role_source.read(&claims).map_err(|_| {
-        tracing::warn!(reason = "groups_overage", "bearer token refused");
-        Rejection::InvalidBearer(crate::TokenError::InvalidClaims(
-            "groups overage: the token lists no groups".into(),
-        ))
-    })?;
-    let mut user = User::from_claims(&claims, roles, 0);
-    user.sid = None;
-    user.bearer = true;
-    user.rank_in(&config.roles);
+    let user = access_token::accept(token, &provider, auth.http(), auth.config())
+        .await
+        .map_err(|refusal| match refusal {
+            Refusal::Invalid { error, claims } => {
+                log_bearer_refused(&error);
+                Rejection::InvalidBearer { error, claims }
+            }
+            Refusal::Insufficient {
+                user,
+                needed,
+                detail,
+            } => {
+                log_insufficient(&user, &detail);
+                Rejection::InsufficientScope {
+                    user: Arc::new(*user),
+                    needed,
+                    detail,
+                }
+            }
+        })?;
     let user = Arc::new(user);
-    auth.tokens().put(token, user.clone(), claims.exp, now);
+    // Only accepted tokens are remembered: a refused one is checked (and refused) again.
+    auth.tokens()
+        .put(token, user.clone(), user.token_expires_at, now);
     Ok(user)
+}
+
+/// `sub` and the client id come from the token: Debug-formatted.
+fn log_insufficient(user: &User, detail: &str) {
+    tracing::info!(
+        reason = "insufficient_scope",
+        sub = ?user.sub,
+        azp = ?user.azp,
+        app_only = user.app_only,
+        detail = %detail,
+        "bearer token refused"
+    );
 }
 
 /// Anyone can send a Bearer token, so its header (`alg`) and claims in the error are escaped.

@@ -24,7 +24,8 @@ pub struct AuthConfig {
     pub(crate) scopes: Vec<String>,
     pub(crate) prompt: Option<String>,
     pub(crate) allowed_tenants: Vec<String>,
-    pub(crate) api_audience: String,
+    pub(crate) api_audiences: Vec<String>,
+    pub(crate) api_scopes: Vec<String>,
     pub(crate) api_prefix: String,
     pub(crate) jwks_refresh_cooldown: Duration,
     pub(crate) discovery_retry: Duration,
@@ -101,6 +102,16 @@ impl AuthConfig {
     pub fn authority(&self) -> &Url {
         &self.authority
     }
+
+    /// The `aud` values a Bearer access token may carry.
+    pub fn api_audiences(&self) -> &[String] {
+        &self.api_audiences
+    }
+
+    /// The scopes of which a delegated Bearer token must hold one.
+    pub fn api_scopes(&self) -> &[String] {
+        &self.api_scopes
+    }
 }
 
 /// One thing wrong with a configuration: the field (named as in settings, e.g. `client_id`,
@@ -142,7 +153,9 @@ pub struct AuthConfigBuilder {
     scopes: Vec<String>,
     prompt: Option<String>,
     allowed_tenants: Vec<String>,
+    api_audiences: Vec<String>,
     api_audience: Option<String>,
+    api_scopes: Vec<String>,
     api_prefix: String,
     jwks_refresh_cooldown: Duration,
     discovery_retry: Duration,
@@ -166,6 +179,9 @@ const MAX_PROVIDER_INTERVAL_SECS: u64 = 3600;
 /// Longest idle or absolute session lifetime: a stolen cookie must not live for months.
 const MAX_SESSION_TIMEOUT: Duration = Duration::from_secs(30 * 24 * 3600);
 
+/// The scope a delegated access token must carry by default (Entra's "Expose an API" example).
+pub const DEFAULT_API_SCOPE: &str = "access_as_user";
+
 /// The role values of the DemoApp registration, lowest first: the default hierarchy.
 pub const DEFAULT_ROLES: [&str; 3] = ["DemoApp.Read", "DemoApp.Write", "DemoApp.Admin"];
 
@@ -181,7 +197,9 @@ impl Default for AuthConfigBuilder {
             scopes: ["openid", "profile", "email"].map(String::from).to_vec(),
             prompt: None,
             allowed_tenants: Vec::new(),
+            api_audiences: Vec::new(),
             api_audience: None,
+            api_scopes: vec![DEFAULT_API_SCOPE.to_owned()],
             api_prefix: crate::reject::DEFAULT_API_PREFIX.into(),
             jwks_refresh_cooldown: Duration::from_secs(30),
             discovery_retry: Duration::from_secs(5),
@@ -246,9 +264,25 @@ impl AuthConfigBuilder {
         self
     }
 
-    /// Expected `aud` of Bearer access tokens; default `api://{client_id}`.
+    /// Accepted `aud` values of Bearer access tokens; empty (the default) means the client id
+    /// (Entra v2 tokens) and `api://{client_id}` (the Application ID URI, v1 tokens).
+    pub fn api_audiences<S: Into<String>>(mut self, a: impl IntoIterator<Item = S>) -> Self {
+        self.api_audiences = a.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Deprecated single audience, added to [`api_audiences`](Self::api_audiences) (or to its
+    /// defaults when that is empty).
+    #[deprecated(note = "use api_audiences")]
     pub fn api_audience(mut self, audience: Option<String>) -> Self {
         self.api_audience = audience;
+        self
+    }
+
+    /// Scopes the API exposes; a delegated token's `scp` must hold one. Default
+    /// `access_as_user`.
+    pub fn api_scopes<S: Into<String>>(mut self, scopes: impl IntoIterator<Item = S>) -> Self {
+        self.api_scopes = scopes.into_iter().map(Into::into).collect();
         self
     }
 
@@ -473,6 +507,37 @@ impl AuthConfigBuilder {
             );
         }
 
+        let api_audiences = api_audiences(&client_id, &self.api_audiences, &self.api_audience);
+        if api_audiences.iter().any(|a| a.is_empty()) {
+            problem(
+                "api_audiences",
+                "must not hold empty values; list the client id and/or api://<client-id>".into(),
+            );
+        }
+        let api_scopes: Vec<String> = self
+            .api_scopes
+            .iter()
+            .map(|s| s.trim().to_owned())
+            .collect();
+        if api_scopes.is_empty() {
+            problem(
+                "api_scopes",
+                format!(
+                    "must name at least one scope your API exposes, e.g. {DEFAULT_API_SCOPE:?}"
+                ),
+            );
+        }
+        for s in &api_scopes {
+            if s.is_empty() || s.contains(char::is_whitespace) {
+                problem(
+                    "api_scopes",
+                    format!(
+                        "{s:?} must be one scope name without spaces, e.g. {DEFAULT_API_SCOPE:?} (not api://.../{DEFAULT_API_SCOPE})"
+                    ),
+                );
+            }
+        }
+
         let roles = RoleHierarchy::new(self.roles.clone()).unwrap_or_else(|errors| {
             for e in errors {
                 problem("roles", e);
@@ -536,10 +601,8 @@ impl AuthConfigBuilder {
             return Err(ConfigError { problems });
         }
         Ok(AuthConfig {
-            api_audience: self
-                .api_audience
-                .filter(|a| !a.trim().is_empty())
-                .unwrap_or_else(|| format!("api://{client_id}")),
+            api_audiences,
+            api_scopes,
             login_path: format!("{base_path}/login"),
             logout_path: format!("{base_path}/logout"),
             authority,
@@ -563,6 +626,22 @@ impl AuthConfigBuilder {
             rules: Arc::new(rules),
         })
     }
+}
+
+/// The accepted audiences: the configured list (or the client id and `api://{client_id}`),
+/// plus the deprecated single value; trimmed, without duplicates.
+fn api_audiences(client_id: &str, list: &[String], single: &Option<String>) -> Vec<String> {
+    let mut all: Vec<String> = if list.is_empty() {
+        vec![client_id.to_owned(), format!("api://{client_id}")]
+    } else {
+        list.iter().map(|a| a.trim().to_owned()).collect()
+    };
+    if let Some(one) = single.as_deref().map(str::trim).filter(|a| !a.is_empty())
+        && !all.iter().any(|a| a == one)
+    {
+        all.push(one.to_owned());
+    }
+    all
 }
 
 fn parse_url(
@@ -620,7 +699,8 @@ mod tests {
         let c = base().build().expect("defaults are valid");
         assert_eq!(c.login_path(), "/login");
         assert_eq!(c.redirect_url.as_str(), "https://app.example/getAToken");
-        assert_eq!(c.api_audience, "api://client");
+        assert_eq!(c.api_audiences(), ["client", "api://client"]);
+        assert_eq!(c.api_scopes(), ["access_as_user"]);
         assert_eq!(c.roles().names().len(), 3);
     }
 
@@ -708,6 +788,36 @@ mod tests {
         assert_eq!(
             fields(base().idle_timeout(over).absolute_timeout(over)),
             ["idle_timeout", "absolute_timeout"]
+        );
+    }
+
+    #[test]
+    #[allow(deprecated)]
+    fn api_audiences_and_the_deprecated_single_value() {
+        let c = base()
+            .api_audience(Some(" custom ".into()))
+            .build()
+            .unwrap();
+        assert_eq!(c.api_audiences(), ["client", "api://client", "custom"]);
+        let c = base()
+            .api_audiences(["api://client"])
+            .api_audience(Some("api://client".into()))
+            .build()
+            .unwrap();
+        assert_eq!(c.api_audiences(), ["api://client"]);
+        assert_eq!(fields(base().api_audiences([" "])), ["api_audiences"]);
+    }
+
+    #[test]
+    fn api_scopes_are_single_names() {
+        assert!(fields(base().api_scopes(["access_as_user", "Notes.Read"])).is_empty());
+        assert_eq!(
+            fields(base().api_scopes(Vec::<String>::new())),
+            ["api_scopes"]
+        );
+        assert_eq!(
+            fields(base().api_scopes(["api://client/access_as_user read"])),
+            ["api_scopes"]
         );
     }
 }

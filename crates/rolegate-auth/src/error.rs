@@ -43,6 +43,14 @@ pub enum TokenError {
     NonceMismatch,
     #[error("the provider's signing keys could not be fetched: {0}")]
     KeysUnavailable(String),
+    /// An ID token sent where an access token belongs (it has a `nonce`, an `at_hash`, or
+    /// app roles without a calling client).
+    #[error("the token is an ID token, not an access token for this API")]
+    IdTokenAsBearer,
+    #[error("the token carries neither a delegated scope (scp) nor app roles (roles)")]
+    NoScopeOrRoles,
+    #[error("the token's version (ver) {0} is not 1.0 or 2.0")]
+    UnsupportedVersion(String),
 }
 
 impl TokenError {
@@ -66,6 +74,44 @@ impl TokenError {
             TokenError::WrongAuthorizedParty => "wrong_azp",
             TokenError::NonceMismatch => "nonce_mismatch",
             TokenError::KeysUnavailable(_) => "keys_unavailable",
+            TokenError::IdTokenAsBearer => "id_token_as_bearer",
+            TokenError::NoScopeOrRoles => "no_scope_or_roles",
+            TokenError::UnsupportedVersion(_) => "unsupported_token_version",
+        }
+    }
+
+    /// A sentence for the `error_description` of a Bearer challenge and the JSON answer: the
+    /// failed check and the setting that controls it. Never the token's own text (an `alg`
+    /// name, a parser message), which anyone can choose.
+    pub fn bearer_description(&self) -> String {
+        match self {
+            TokenError::DisallowedAlgorithm(_) => {
+                "the token's signing algorithm is not allowed".into()
+            }
+            TokenError::InvalidClaims(_) => "the token's claims are malformed".into(),
+            TokenError::KeysUnavailable(_) => {
+                "the provider's signing keys could not be fetched; try again shortly".into()
+            }
+            TokenError::UnsupportedVersion(_) => "the token's version (ver) is not 1.0 or 2.0".into(),
+            TokenError::WrongIssuer => {
+                "the token's issuer is not the configured authority or its tenant (auth.authority)"
+                    .into()
+            }
+            TokenError::TenantNotAllowed => {
+                "the token's tenant (tid) is not allowed (auth.allowed_tenants)".into()
+            }
+            TokenError::WrongAudience | TokenError::UntrustedAudience => {
+                "the token's audience (aud) is not this API (auth.api_audiences)".into()
+            }
+            TokenError::IdTokenAsBearer => {
+                "an ID token is not an access token; request an access token for this API's scope (auth.api_scopes)"
+                    .into()
+            }
+            TokenError::NoScopeOrRoles => {
+                "the token carries neither a delegated scope (scp, auth.api_scopes) nor app roles (roles)"
+                    .into()
+            }
+            other => other.to_string(),
         }
     }
 }

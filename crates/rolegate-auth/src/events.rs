@@ -5,7 +5,7 @@ use std::pin::Pin;
 
 use actix_web::HttpRequest;
 
-use crate::error::AuthError;
+use crate::error::{AuthError, TokenError};
 use crate::id_token::Claims;
 use crate::session::User;
 
@@ -36,6 +36,18 @@ pub trait AuthEvents: Send + Sync + 'static {
     }
     /// A signed-in user lacked the role `needed`.
     fn access_denied(&self, _req: &HttpRequest, _user: &User, _needed: &str) -> EventFuture {
+        no_event()
+    }
+    /// A Bearer token was refused as not a usable access token (401 `invalid_token`);
+    /// `claims` is set when its signature was valid. Anyone can cause this: rate-limit writes.
+    /// (A valid token lacking the scope or role is reported through
+    /// [`access_denied`](Self::access_denied).)
+    fn bearer_refused(
+        &self,
+        _req: &HttpRequest,
+        _error: &TokenError,
+        _claims: Option<&Claims>,
+    ) -> EventFuture {
         no_event()
     }
     /// A session ended at `/logout` (`user` is `None` when it was anonymous).

@@ -209,7 +209,7 @@ pub(crate) async fn redeem(
         provider,
         http,
         &Expectations {
-            audience: &config.client_id,
+            audiences: std::slice::from_ref(&config.client_id),
             authorized_party: Some(&config.client_id),
             nonce: Some(&pending.nonce),
             allowed_tenants: &config.allowed_tenants,

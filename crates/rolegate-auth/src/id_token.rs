@@ -86,6 +86,27 @@ pub struct Claims {
     /// Entra's overage marker in implicit-flow tokens.
     #[serde(default)]
     pub hasgroups: Option<bool>,
+    /// Delegated scopes of an access token, space-separated (never in an ID token).
+    #[serde(default)]
+    pub scp: Option<String>,
+    /// RFC 9068's space-separated scopes, read when `scp` is absent.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// The token format version (Entra: `1.0` or `2.0`).
+    #[serde(default)]
+    pub ver: Option<String>,
+    /// The calling client of a v1 access token (`azp` in v2).
+    #[serde(default)]
+    pub appid: Option<String>,
+    /// Entra's token type marker: `app` for app-only access tokens, `user` otherwise.
+    #[serde(default)]
+    pub idtyp: Option<String>,
+    /// Hash of the access token beside an ID token: only ID tokens carry it.
+    #[serde(default)]
+    pub at_hash: Option<String>,
+    /// Hash of the code beside an ID token (hybrid flow): only ID tokens carry it.
+    #[serde(default)]
+    pub c_hash: Option<String>,
 }
 
 impl Claims {
@@ -132,7 +153,8 @@ impl Audience {
 
 /// What a token must satisfy beyond its signature.
 pub(crate) struct Expectations<'a> {
-    pub audience: &'a str,
+    /// Every accepted `aud`: the token must name one and no other.
+    pub audiences: &'a [String],
     /// The client id, checked against `azp` when present (ID tokens).
     pub authorized_party: Option<&'a str>,
     /// The nonce stored for this sign-in (ID tokens); `None` for access tokens.
@@ -143,6 +165,19 @@ pub(crate) struct Expectations<'a> {
 
 /// Verifies `token` against the provider's keys and `expect`.
 pub(crate) async fn validate(
+    token: &str,
+    provider: &Provider,
+    http: &reqwest::Client,
+    expect: &Expectations<'_>,
+) -> Result<Claims, TokenError> {
+    let claims = verify_signature(token, provider, http, expect).await?;
+    check_claims(&claims, &provider.metadata.issuer, expect, now())?;
+    Ok(claims)
+}
+
+/// The signature, algorithm, `exp`, `nbf` and presence checks (jsonwebtoken's part); the
+/// claims still need [`check_claims`].
+pub(crate) async fn verify_signature(
     token: &str,
     provider: &Provider,
     http: &reqwest::Client,
@@ -167,14 +202,11 @@ pub(crate) async fn validate(
     validation.validate_exp = true;
     validation.validate_nbf = true;
     validation.validate_aud = true;
-    validation.set_audience(&[expect.audience]);
+    validation.set_audience(expect.audiences);
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-    let claims = decode::<Claims>(token, &key.key, &validation)
+    Ok(decode::<Claims>(token, &key.key, &validation)
         .map_err(|e| map_jwt_error(e.kind()))?
-        .claims;
-
-    check_claims(&claims, &provider.metadata.issuer, expect, now())?;
-    Ok(claims)
+        .claims)
 }
 
 /// The checks jsonwebtoken does not do, on already signature-checked claims.
@@ -190,7 +222,12 @@ pub(crate) fn check_claims(
     if claims.aud.values().is_empty() {
         return Err(TokenError::MissingClaim("aud".into()));
     }
-    if claims.aud.values().iter().any(|a| a != expect.audience) {
+    if claims
+        .aud
+        .values()
+        .iter()
+        .any(|a| !expect.audiences.contains(a))
+    {
         return Err(TokenError::UntrustedAudience);
     }
     if let Some(client_id) = expect.authorized_party {
@@ -285,8 +322,10 @@ mod tests {
     }
 
     fn expect<'a>(tenants: &'a [String]) -> Expectations<'a> {
+        static CLIENT: std::sync::LazyLock<Vec<String>> =
+            std::sync::LazyLock::new(|| vec!["client".to_owned()]);
         Expectations {
-            audience: "client",
+            audiences: &CLIENT,
             authorized_party: Some("client"),
             nonce: Some("n1"),
             allowed_tenants: tenants,

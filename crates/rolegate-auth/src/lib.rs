@@ -60,6 +60,7 @@
 
 #![deny(missing_docs)]
 
+mod access_token;
 mod caller;
 mod config;
 mod error;
@@ -88,7 +89,9 @@ use std::sync::Arc;
 
 use actix_web::web;
 
-pub use config::{AuthConfig, AuthConfigBuilder, ConfigError, ConfigProblem, DEFAULT_ROLES};
+pub use config::{
+    AuthConfig, AuthConfigBuilder, ConfigError, ConfigProblem, DEFAULT_API_SCOPE, DEFAULT_ROLES,
+};
 pub use error::{AuthError, TokenError};
 pub use events::{AuthEvents, EventFuture, NoEvents, no_event};
 pub use extract::{CurrentUser, MaybeUser, RequireRole};

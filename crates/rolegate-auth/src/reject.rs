@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::Auth;
 use crate::caller::routed_path;
 use crate::error::TokenError;
+use crate::id_token::Claims;
 use crate::session::User;
 
 /// The API prefix assumed when no [`Auth`] is registered on the app.
@@ -21,7 +22,18 @@ pub(crate) const DEFAULT_API_PREFIX: &str = "/api/";
 #[derive(Debug)]
 pub(crate) enum Rejection {
     Anonymous,
-    InvalidBearer(TokenError),
+    /// Not a usable access token (401 `invalid_token`); `claims` when its signature was valid.
+    InvalidBearer {
+        error: TokenError,
+        claims: Option<Box<Claims>>,
+    },
+    /// A valid access token without this API's scope or an app role (403
+    /// `insufficient_scope`).
+    InsufficientScope {
+        user: Arc<User>,
+        needed: String,
+        detail: String,
+    },
     Forbidden {
         user: Arc<User>,
         needed: String,
@@ -74,6 +86,34 @@ fn with_challenge(mut response: HttpResponse, challenge: &'static str) -> HttpRe
     response
 }
 
+/// A JSON error with its RFC 6750 challenge: `Bearer error="..", error_description=".."`.
+fn bearer_error(status: StatusCode, error: &'static str, description: &str) -> HttpResponse {
+    let mut response = json_error(status, error, description);
+    let value = format!(
+        "Bearer error=\"{error}\", error_description=\"{}\"",
+        challenge_text(description)
+    );
+    let value = header::HeaderValue::from_str(&value)
+        .unwrap_or_else(|_| header::HeaderValue::from_static("Bearer"));
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, value);
+    response
+}
+
+/// RFC 6750 allows only printable ASCII without `"` and `\\` in `error_description`: those
+/// two become `'`, anything else outside the range is dropped, and the text is capped.
+fn challenge_text(text: &str) -> String {
+    text.chars()
+        .filter_map(|c| match c {
+            '"' | '\\' => Some('\''),
+            ' '..='~' => Some(c),
+            _ => None,
+        })
+        .take(300)
+        .collect()
+}
+
 /// Turns a rejection into the response the caller should see.
 pub(crate) async fn respond(req: &HttpRequest, auth: &Auth, rejection: Rejection) -> HttpResponse {
     let json = wants_json(req);
@@ -101,14 +141,35 @@ pub(crate) async fn respond(req: &HttpRequest, auth: &Auth, rejection: Rejection
                 .insert_header((header::CACHE_CONTROL, "no-store"))
                 .finish()
         }
-        Rejection::InvalidBearer(e) => with_challenge(
-            json_error(StatusCode::UNAUTHORIZED, "invalid_token", e.reason()),
-            "Bearer error=\"invalid_token\"",
-        ),
+        Rejection::InvalidBearer { error, claims } => {
+            auth.events()
+                .bearer_refused(req, &error, claims.as_deref())
+                .await;
+            bearer_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                &error.bearer_description(),
+            )
+        }
+        Rejection::InsufficientScope {
+            user,
+            needed,
+            detail,
+        } => {
+            log_access_denied(&user.sub, &needed, routed_path(req));
+            auth.events().access_denied(req, &user, &needed).await;
+            bearer_error(StatusCode::FORBIDDEN, "insufficient_scope", &detail)
+        }
         Rejection::Forbidden { user, needed } => {
             log_access_denied(&user.sub, &needed, routed_path(req));
             auth.events().access_denied(req, &user, &needed).await;
-            if json {
+            if user.bearer {
+                bearer_error(
+                    StatusCode::FORBIDDEN,
+                    "insufficient_scope",
+                    &format!("this needs the app role {needed}"),
+                )
+            } else if json {
                 json_error(
                     StatusCode::FORBIDDEN,
                     "forbidden",
@@ -174,6 +235,25 @@ fn misconfigured(json: bool) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use crate::log_safe::captured;
+
+    #[test]
+    fn challenge_text_is_a_safe_quoted_string() {
+        assert_eq!(super::challenge_text("a \"b\" \\c\r\nd é"), "a 'b' 'cd ");
+        let long = "x".repeat(1000);
+        assert_eq!(super::challenge_text(&long).len(), 300);
+        let response = super::bearer_error(
+            actix_web::http::StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "bad \"one\"\n",
+        );
+        assert_eq!(
+            response
+                .headers()
+                .get(actix_web::http::header::WWW_AUTHENTICATE)
+                .unwrap(),
+            "Bearer error=\"invalid_token\", error_description=\"bad 'one'\""
+        );
+    }
 
     #[test]
     fn hostile_paths_and_subs_stay_on_one_log_line() {

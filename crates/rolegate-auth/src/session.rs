@@ -53,6 +53,13 @@ pub struct User {
     /// CSRF token applies).
     #[serde(default, skip_serializing)]
     pub bearer: bool,
+    /// An application calling with its own app-only token (client credentials): no person
+    /// is behind it; `name` is the calling client's id.
+    #[serde(default, skip_serializing)]
+    pub app_only: bool,
+    /// The client that obtained the Bearer token (`azp`, or `appid` in v1 tokens).
+    #[serde(default, skip_serializing)]
+    pub azp: Option<String>,
     /// Where the user stands in the configured hierarchy, computed on every request from
     /// `roles`, so a changed hierarchy takes effect without new sign-ins.
     #[serde(skip)]
@@ -84,6 +91,8 @@ impl User {
             signed_in_at,
             token_expires_at: claims.exp,
             bearer: false,
+            app_only: false,
+            azp: None,
             level: None,
         }
     }
