@@ -15,7 +15,7 @@ use crate::db::audit::{self, Event, NewEntry};
 use crate::net::TrustedProxies;
 use crate::rate_limit::{PerIp, Tally};
 use crate::telemetry::RequestId;
-use rolegate_auth::{AuthError, AuthEvents, Claims, EventFuture, User};
+use rolegate_auth::{AuthError, AuthEvents, Claims, EventFuture, TokenError, User};
 
 /// Session entry with where the user signed in from, shown on the admin page.
 pub const CLIENT_KEY: &str = "app.client";
@@ -243,6 +243,40 @@ impl AuthEvents for AuditEvents {
         };
         self.0
             .later(self.0.entry(req, Event::AccessDenied, Some(user), detail))
+    }
+
+    /// Anyone can send a token, so these rows are limited per client IP like anonymous ones,
+    /// whether or not the token's signature (and so its user) was valid.
+    fn bearer_refused(
+        &self,
+        req: &HttpRequest,
+        error: &TokenError,
+        claims: Option<&Claims>,
+    ) -> EventFuture {
+        if !self.0.admit_anonymous(req) {
+            return rolegate_auth::no_event();
+        }
+        let mut entry = self.0.entry(
+            req,
+            Event::AccessDenied,
+            None,
+            format!(
+                "{} {}: Bearer token refused ({}): {}",
+                req.method(),
+                req.path(),
+                error.reason(),
+                error.bearer_description()
+            ),
+        );
+        if let Some(c) = claims {
+            entry.user_id = Some(c.stable_id().to_owned());
+            entry.user_name = c
+                .name
+                .clone()
+                .or_else(|| c.preferred_username.clone())
+                .or_else(|| c.azp.clone().or_else(|| c.appid.clone()));
+        }
+        self.0.later(entry)
     }
 
     fn signed_out(&self, req: &HttpRequest, user: Option<&User>) -> EventFuture {

@@ -97,10 +97,18 @@ fn check_config(loaded: &Loaded) -> ExitCode {
             config.roles().describe()
         );
         println!("roles come from: {}", config.role_source().describe());
+        println!(
+            "Bearer access tokens: aud one of {}; delegated scp one of {}",
+            config.api_audiences().join(", "),
+            config.api_scopes().join(", ")
+        );
         println!("route rules (most specific first):");
         for line in config.rules().table() {
             println!("  {line}");
         }
+    }
+    for notice in settings::deprecations(&loaded.settings) {
+        println!("\nwarning: {notice}");
     }
     if loaded.problems.is_empty() {
         println!("\nno problems found");

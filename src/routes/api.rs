@@ -30,6 +30,11 @@ struct Me<'a> {
     tid: Option<&'a str>,
     oid: Option<&'a str>,
     access_level: Option<&'a str>,
+    /// An application's own token (client credentials), not a person.
+    app_only: bool,
+    /// The client that obtained the Bearer token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    azp: Option<&'a str>,
     /// For cookie-authenticated clients: the token their writes must send.
     #[serde(skip_serializing_if = "Option::is_none")]
     csrf_token: Option<String>,
@@ -47,6 +52,8 @@ async fn me(user: CurrentUser, session: Session) -> HttpResponse {
             tid: u.tid.as_deref(),
             oid: u.oid.as_deref(),
             access_level: u.role().map(|_| crate::templates::access_label(u)),
+            app_only: u.app_only,
+            azp: u.azp.as_deref(),
             csrf_token: (!u.bearer).then(|| csrf::token(&session)),
         })
 }

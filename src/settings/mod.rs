@@ -22,7 +22,7 @@ use ipnet::IpNet;
 use rolegate_auth::RuleSpec;
 use url::Url;
 
-pub use validate::auth_config;
+pub use validate::{auth_config, deprecations};
 
 /// Bytes of the session cookie key (actix requires at least 64).
 pub const SESSION_KEY_LEN: usize = 64;
@@ -118,8 +118,12 @@ pub struct AuthSettings {
     pub scopes: Vec<String>,
     pub prompt: Option<String>,
     pub allowed_tenants: Vec<String>,
-    /// Expected `aud` of Bearer tokens; empty = `api://{client_id}`.
+    /// Accepted `aud` of Bearer tokens; empty = the client id and `api://{client_id}`.
+    pub api_audiences: Vec<String>,
+    /// Deprecated single audience, added to `api_audiences`; empty = unset.
     pub api_audience: String,
+    /// Scopes of which a delegated Bearer token must hold one.
+    pub api_scopes: Vec<String>,
     pub jwks_refresh_cooldown_secs: u64,
     pub discovery_retry_secs: u64,
     pub http_timeout_secs: u64,

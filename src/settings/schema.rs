@@ -52,7 +52,9 @@ pub(super) fn read(r: &mut Reader<'_>, env: AppEnv) -> Settings {
     let scopes = r.list("auth.scopes", &["openid", "profile", "email"]);
     let prompt = Some(r.string("auth.prompt", "")).filter(|p| !p.is_empty());
     let allowed_tenants = r.list("auth.allowed_tenants", &[]);
+    let api_audiences = r.list("auth.api_audiences", &[]);
     let api_audience = r.string("auth.api_audience", "");
+    let api_scopes = r.list("auth.api_scopes", &[rolegate_auth::DEFAULT_API_SCOPE]);
     let jwks_refresh_cooldown_secs = r.get(
         "auth.jwks_refresh_cooldown_secs",
         30u64,
@@ -155,7 +157,9 @@ pub(super) fn read(r: &mut Reader<'_>, env: AppEnv) -> Settings {
             scopes,
             prompt,
             allowed_tenants,
+            api_audiences,
             api_audience,
+            api_scopes,
             jwks_refresh_cooldown_secs,
             discovery_retry_secs,
             http_timeout_secs,

@@ -30,7 +30,8 @@ pub fn auth_config(s: &Settings) -> Result<AuthConfig, Vec<Problem>> {
     .scopes(a.scopes.clone())
     .prompt(a.prompt.clone())
     .allowed_tenants(a.allowed_tenants.clone())
-    .api_audience(Some(a.api_audience.clone()))
+    .api_audiences(a.api_audiences.clone())
+    .api_scopes(a.api_scopes.clone())
     .jwks_refresh_cooldown(Duration::from_secs(a.jwks_refresh_cooldown_secs))
     .discovery_retry(Duration::from_secs(a.discovery_retry_secs))
     .http_timeout(Duration::from_secs(a.http_timeout_secs))
@@ -42,6 +43,12 @@ pub fn auth_config(s: &Settings) -> Result<AuthConfig, Vec<Problem>> {
     .default_access(z.default.clone())
     // The DemoApp's handlers guard notes and the admin console with these.
     .code_roles([Read::NAME, Write::NAME, Admin::NAME]);
+    if !a.api_audience.trim().is_empty() {
+        #[allow(deprecated)] // still honoured; `deprecations` tells the operator
+        {
+            builder = builder.api_audience(Some(a.api_audience.clone()));
+        }
+    }
     if let Some(map) = &z.group_roles {
         builder = builder.group_roles(map.clone());
     }
@@ -54,6 +61,20 @@ pub fn auth_config(s: &Settings) -> Result<AuthConfig, Vec<Problem>> {
             })
             .collect()
     })
+}
+
+/// Settings that still work but should be changed, one sentence each (check-config and the
+/// start-up log show them).
+pub fn deprecations(s: &Settings) -> Vec<String> {
+    let mut out = Vec::new();
+    if !s.auth.api_audience.trim().is_empty() {
+        out.push(format!(
+            "auth.api_audience is deprecated: its value {:?} is added to auth.api_audiences; \
+             move it there (APP__AUTH__API_AUDIENCES)",
+            s.auth.api_audience.trim()
+        ));
+    }
+    out
 }
 
 /// A settings value in minutes; saturating, so a huge value is refused by the builder's bound

@@ -110,6 +110,9 @@ pub async fn server(
     let audit = web::Data::new(Audit::new(pool.clone(), proxies.clone()));
     let config = auth_config(&settings)
         .map_err(|problems| anyhow::anyhow!("invalid settings:\n{}", super::list(&problems)))?;
+    for notice in crate::settings::deprecations(&settings) {
+        tracing::warn!("{notice}");
+    }
     let limit = AuthRoutesLimit::new(
         settings.server.rate_limit_per_minute,
         [

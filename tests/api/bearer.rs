@@ -1,4 +1,5 @@
-//! `Authorization: Bearer` on the API: same issuer and keys, audience `api://{client_id}`.
+//! `Authorization: Bearer` on the API: same issuer and keys, an audience of `auth.api_audiences`
+//! and the `access_as_user` scope (Entra shapes and refusals in detail: `api_tokens.rs`).
 
 use jsonwebtoken::Algorithm;
 use serde_json::json;
@@ -56,14 +57,17 @@ async fn a_valid_access_token_works_without_a_session() {
 async fn bad_access_tokens_get_401_invalid_token() {
     let app = spawn_app().await;
     let good = access_claims(&app, json!(["DemoApp.Read"]));
-    let mut id_token_aud = good.clone();
-    id_token_aud["aud"] = json!(CLIENT_ID);
+    // The client id is a default audience (Entra v2), so an ID token is told by its shape.
+    let mut id_token = good.clone();
+    id_token["aud"] = json!(CLIENT_ID);
+    id_token["nonce"] = json!("nonce-1");
+    id_token.as_object_mut().unwrap().remove("scp");
     let mut expired = good.clone();
     expired["exp"] = json!(now() - 600);
     let mut other_issuer = good.clone();
     other_issuer["iss"] = json!("https://evil.example");
     let cases = [
-        ("ID token audience", app.idp.sign(&id_token_aud)),
+        ("ID token", app.idp.sign(&id_token)),
         ("expired", app.idp.sign(&expired)),
         ("other issuer", app.idp.sign(&other_issuer)),
         (

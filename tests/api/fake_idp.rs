@@ -159,6 +159,10 @@ impl FakeIdp {
                     "/.well-known/openid-configuration",
                     web::get().to(discovery),
                 )
+                .route(
+                    "/{tenant}/v2.0/.well-known/openid-configuration",
+                    web::get().to(tenant_discovery),
+                )
                 .route("/jwks", web::get().to(jwks))
                 .route("/token", web::post().to(token))
         })
@@ -243,6 +247,76 @@ impl FakeIdp {
     }
 }
 
+/// Entra-shaped access tokens for rolegate's own API (`tests/api/api_tokens.rs`).
+impl FakeIdp {
+    /// The Entra-shaped authority of `tenant` (a tenant id, `organizations` or `common`).
+    pub fn tenant_authority(&self, tenant: &str) -> String {
+        format!("{}/{tenant}/v2.0", self.issuer)
+    }
+
+    /// A v2 delegated token: `aud` = client id, `scp`, `azp`, `ver` 2.0, for `tid`.
+    pub fn access_v2_claims(&self, tid: &str, scp: &str, roles: Value) -> Value {
+        let now = now();
+        json!({
+            "iss": format!("{}/{tid}/v2.0", self.issuer),
+            "aud": CLIENT_ID,
+            "sub": "sub-alice-api",
+            "exp": now + 3600, "iat": now, "nbf": now,
+            "tid": tid,
+            "oid": "oid-alice",
+            "name": "Alice Test",
+            "preferred_username": "alice@rolegate.test",
+            "roles": roles,
+            "scp": scp,
+            "azp": "rolegate-spa",
+            "azpacr": "0",
+            "ver": "2.0",
+        })
+    }
+
+    /// A v1 delegated token: `iss` `{instance}{tid}/`, `aud` `api://{client_id}`, `appid`.
+    pub fn access_v1_claims(&self, tid: &str, scp: &str, roles: Value) -> Value {
+        let now = now();
+        json!({
+            "iss": format!("{}/{tid}/", self.issuer),
+            "aud": format!("api://{CLIENT_ID}"),
+            "sub": "sub-alice-api",
+            "exp": now + 3600, "iat": now, "nbf": now,
+            "tid": tid,
+            "oid": "oid-alice",
+            "name": "Alice Test",
+            "upn": "alice@rolegate.test",
+            "roles": roles,
+            "scp": scp,
+            "appid": "rolegate-spa",
+            "appidacr": "0",
+            "ver": "1.0",
+        })
+    }
+
+    /// An app-only v2 token (client credentials) of `client`: `roles`, `idtyp` app, no `scp`;
+    /// `roles` null leaves the claim out.
+    pub fn app_only_claims(&self, tid: &str, client: &str, roles: Value) -> Value {
+        let now = now();
+        let mut claims = json!({
+            "iss": format!("{}/{tid}/v2.0", self.issuer),
+            "aud": CLIENT_ID,
+            "sub": format!("sp-{client}"),
+            "oid": format!("sp-{client}"),
+            "exp": now + 3600, "iat": now, "nbf": now,
+            "tid": tid,
+            "azp": client,
+            "azpacr": "1",
+            "idtyp": "app",
+            "ver": "2.0",
+        });
+        if !roles.is_null() {
+            claims["roles"] = roles;
+        }
+        claims
+    }
+}
+
 pub fn sign_with(key: &EncodingKey, kid: Option<&str>, alg: Algorithm, claims: &Value) -> String {
     let mut header = Header::new(alg);
     header.kid = kid.map(str::to_owned);
@@ -288,10 +362,24 @@ struct Shared {
 }
 
 async fn discovery(s: web::Data<Shared>) -> HttpResponse {
+    discovery_for(&s, &s.issuer)
+}
+
+/// Entra's shape: `/{tid}/v2.0` has that issuer; `/organizations/v2.0` and `/common/v2.0`
+/// the literal `{tenantid}` template. Keys and endpoints stay at the root.
+async fn tenant_discovery(s: web::Data<Shared>, tenant: web::Path<String>) -> HttpResponse {
+    let tenant = match tenant.as_str() {
+        "organizations" | "common" => "{tenantid}",
+        t => t,
+    };
+    discovery_for(&s, &format!("{}/{tenant}/v2.0", s.issuer))
+}
+
+fn discovery_for(s: &Shared, issuer: &str) -> HttpResponse {
     s.discovery_hits.fetch_add(1, Ordering::SeqCst);
     let state = s.state.lock().unwrap();
     let mut doc = json!({
-        "issuer": s.issuer,
+        "issuer": issuer,
         "authorization_endpoint": format!("{}/authorize", s.issuer),
         "token_endpoint": format!("{}/token", s.issuer),
         "jwks_uri": format!("{}/jwks", s.issuer),

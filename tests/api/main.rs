@@ -1,6 +1,7 @@
 //! rolegate's integration tests: one binary, rolegate on port 0 against an in-process provider.
 
 mod admin;
+mod api_tokens;
 mod authorization;
 mod bearer;
 mod callback;
