@@ -257,7 +257,7 @@ async fn app_only_tokens_are_gated_by_the_role_hierarchy() {
         assert_eq!(body["app_only"], true, "{body}");
         assert_eq!(body["name"], "rolegate-daemon");
         assert_eq!(body["azp"], "rolegate-daemon");
-        assert_eq!(body["access_level"].is_string(), true, "{body}");
+        assert!(body["access_level"].is_string(), "{body}");
     }
     assert_eq!(
         call(&app, reqwest::Method::GET, "/api/notes", &reader)
