@@ -6,6 +6,8 @@ import { readFileSync } from 'node:fs';
 
 import * as jose from 'jose';
 
+import { unescapeHtml } from './flow.mjs';
+
 const b64url = (buf) => Buffer.from(buf).toString('base64url');
 
 export async function discoverEntra(authority) {
@@ -85,7 +87,7 @@ export async function entraCodeFlow({
   html = await res.text();
   const location = res.headers.get('location');
   if (res.status !== 302 || !location) {
-    throw new Error(`sign-in failed (HTTP ${res.status}): ${/id="login-error"[^>]*>([^<]*)/.exec(html)?.[1] || html.slice(0, 200)}`);
+    throw new Error(`sign-in failed (HTTP ${res.status}): ${unescapeHtml(/id="login-error"[^>]*>([^<]*)/.exec(html)?.[1] || html.slice(0, 200))}`);
   }
   const back = new URL(location);
   if (back.searchParams.get('error')) throw new Error(`IdP returned error=${back.searchParams.get('error')}: ${back.searchParams.get('error_description')}`);
