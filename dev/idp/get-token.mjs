@@ -7,6 +7,7 @@
 //   node dev/idp/get-token.mjs --app                 # app-only (client_credentials, rolegate-daemon: roles DemoApp.Read)
 //   node dev/idp/get-token.mjs --app-norole          # app-only without roles (rolegate-daemon-norole)
 //   node dev/idp/get-token.mjs alice --entra --id-token   # an ID token (must be refused as a Bearer token)
+//   node dev/idp/get-token.mjs alice --entra --web --id-token   # ID token with aud rolegate-dev (confidential client)
 //   curl -H "Authorization: Bearer $(node dev/idp/get-token.mjs alice --entra)" http://127.0.0.1:8000/api/notes
 //
 // Env: IDP_URL (default http://127.0.0.1:${IDP_PORT:-9400}).
@@ -24,7 +25,7 @@ const login = args.find((a, i) => !a.startsWith('--') && args[i - 1] !== '--auth
 const app = flag('--app') || flag('--app-norole');
 const entra = flag('--entra') || flag('--v1') || app || Boolean(authorityArg);
 if (!login && !app) {
-  console.error('usage: node dev/idp/get-token.mjs <user> [--entra] [--v1] [--id-token] [--json] [--authority URL] | --app | --app-norole');
+  console.error('usage: node dev/idp/get-token.mjs <user> [--entra] [--v1] [--web] [--id-token] [--json] [--authority URL] | --app | --app-norole');
   process.exit(2);
 }
 const issuer = (process.env.IDP_URL || `http://127.0.0.1:${process.env.IDP_PORT || 9400}`).replace(/\/+$/, '');
@@ -42,10 +43,13 @@ try {
       tokenVersion,
     }));
   } else if (entra) {
+    const webClient = flag('--web'); // the confidential rolegate-dev client: tokens with aud rolegate-dev
+    const rp = (process.env.RP_PUBLIC_URL || 'http://127.0.0.1:8000').replace(/\/+$/, '');
     ({ tokens } = await entraCodeFlow({
       authority,
-      clientId: 'rolegate-cli',
-      redirectUri: 'http://127.0.0.1/cli-callback',
+      clientId: webClient ? 'rolegate-dev' : 'rolegate-cli',
+      ...(webClient ? { clientSecret: 'rolegate-dev-secret' } : {}),
+      redirectUri: webClient ? `${rp}/getAToken` : 'http://127.0.0.1/cli-callback',
       login,
       scope: 'openid profile email api://rolegate-dev/access_as_user',
       tokenVersion,
