@@ -147,7 +147,7 @@ export function rolegateBinary() {
   return bin;
 }
 
-export function rolegateEnv({ port, idpUrl, workDir }) {
+export function rolegateEnv({ port, idpUrl, workDir, extraEnv = {} }) {
   return {
     APP_ENV: 'Development',
     APP__SERVER__HOST: '127.0.0.1',
@@ -159,13 +159,14 @@ export function rolegateEnv({ port, idpUrl, workDir }) {
     RUST_LOG: process.env.RUST_LOG || 'info',
     RUST_BACKTRACE: '1',
     NO_COLOR: '1', // plain log files
+    ...extraEnv, // e.g. APP__AUTH__AUTHORITY of an Entra-shaped authority (startStack's rolegateEnv)
   };
 }
 
 /** Starts the rolegate binary; resolves once GET /healthz answers 200. */
-export async function startRolegate({ bin, port, idpUrl, workDir, logFile, timeoutMs = 60000 }) {
+export async function startRolegate({ bin, port, idpUrl, workDir, logFile, timeoutMs = 60000, extraEnv }) {
   const proc = startProcess('rolegate', bin, ['serve'], {
-    env: rolegateEnv({ port, idpUrl, workDir }), logFile,
+    env: rolegateEnv({ port, idpUrl, workDir, extraEnv }), logFile,
   });
   const base = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + timeoutMs;
@@ -187,7 +188,7 @@ export async function startRolegate({ bin, port, idpUrl, workDir, logFile, timeo
  * The whole stack for one test file: IdP + rolegate (+ browser when `browser` is true).
  * Returns { app, idp, browser, restartRolegate(), stop(), ... }.
  */
-export async function startStack({ name, browser: wantBrowser = true } = {}) {
+export async function startStack({ name, browser: wantBrowser = true, rolegateEnv: envFor } = {}) {
   const workDir = mkdtempSync(join(tmpdir(), `rolegate-e2e-${name}-`));
   mkdirSync(LOG_DIR, { recursive: true });
   const idpLog = join(LOG_DIR, `${name}-idp.log`);
@@ -199,9 +200,11 @@ export async function startStack({ name, browser: wantBrowser = true } = {}) {
   const port = await freePort();
   const appUrl = `http://127.0.0.1:${port}`;
   const idp = await startIdp({ rpPublicUrl: appUrl, dataDir: join(workDir, 'idp'), logFile: idpLog });
+  // `rolegateEnv(idpUrl, workDir)` returns extra APP__* variables (e.g. an Entra-shaped authority).
+  const extraEnv = envFor ? envFor(idp.url, join(workDir, 'idp')) : {};
   let app;
   try {
-    app = await startRolegate({ bin, port, idpUrl: idp.url, workDir, logFile: appLog });
+    app = await startRolegate({ bin, port, idpUrl: idp.url, workDir, logFile: appLog, extraEnv });
   } catch (err) {
     await stopProcess(idp.proc);
     throw err;
@@ -228,9 +231,9 @@ export async function startStack({ name, browser: wantBrowser = true } = {}) {
     app,
     browser,
     logs: { idp: idpLog, rolegate: appLog },
-    async restartRolegate() {
+    async restartRolegate(env = extraEnv) {
       await stopProcess(stack.app.proc);
-      stack.app = await startRolegate({ bin, port, idpUrl: idp.url, workDir, logFile: appLog });
+      stack.app = await startRolegate({ bin, port, idpUrl: idp.url, workDir, logFile: appLog, extraEnv: env });
       return stack.app;
     },
     async stop() {

@@ -1,34 +1,71 @@
 #!/usr/bin/env node
-// Prints an access token (JWT, aud api://rolegate-dev) for a dev user, obtained through the
-// dev IdP's real endpoints (authorize -> login form -> token, PKCE S256) with the public
-// client `rolegate-cli`. DEVELOPMENT ONLY.
+// Prints a token from the dev IdP. DEVELOPMENT ONLY.
 //
-//   node dev/idp/get-token.mjs alice
-//   curl -H "Authorization: Bearer $(node dev/idp/get-token.mjs alice)" http://127.0.0.1:8000/api/me
+//   node dev/idp/get-token.mjs alice                 # root issuer (oidc-provider), aud api://rolegate-dev
+//   node dev/idp/get-token.mjs alice --entra         # Entra-shaped home tenant, v2 delegated access token
+//   node dev/idp/get-token.mjs alice --entra --v1    # v1 delegated access token (iss {origin}/{tid}/, aud api://rolegate-dev)
+//   node dev/idp/get-token.mjs --app                 # app-only (client_credentials, rolegate-daemon: roles DemoApp.Read)
+//   node dev/idp/get-token.mjs --app-norole          # app-only without roles (rolegate-daemon-norole)
+//   node dev/idp/get-token.mjs alice --entra --id-token   # an ID token (must be refused as a Bearer token)
+//   node dev/idp/get-token.mjs alice --entra --web --id-token   # ID token with aud rolegate-dev (confidential client)
+//   curl -H "Authorization: Bearer $(node dev/idp/get-token.mjs alice --entra)" http://127.0.0.1:8000/api/notes
 //
 // Env: IDP_URL (default http://127.0.0.1:${IDP_PORT:-9400}).
-// Options: --id-token prints the ID token instead; --json prints the whole token response.
+// Options: --authority URL (Entra-shaped authority; default {IDP_URL}/{home tid}/v2.0, implies --entra),
+//          --json prints the whole token response.
 import { codeFlow } from './flow.mjs';
+import { entraCodeFlow, entraClientCredentials } from './entra-flow.mjs';
+import { TENANT_ID } from './users.mjs';
 
 const args = process.argv.slice(2);
-const login = args.find((a) => !a.startsWith('--'));
-if (!login) {
-  console.error('usage: node dev/idp/get-token.mjs <user> [--id-token|--json]   (users: alice bob carol dave erin)');
+const flag = (f) => args.includes(f);
+const valueOf = (f) => { const i = args.indexOf(f); return i >= 0 ? args[i + 1] : undefined; };
+const authorityArg = valueOf('--authority');
+const login = args.find((a, i) => !a.startsWith('--') && args[i - 1] !== '--authority');
+const app = flag('--app') || flag('--app-norole');
+const entra = flag('--entra') || flag('--v1') || app || Boolean(authorityArg);
+if (!login && !app) {
+  console.error('usage: node dev/idp/get-token.mjs <user> [--entra] [--v1] [--web] [--id-token] [--json] [--authority URL] | --app | --app-norole');
   process.exit(2);
 }
 const issuer = (process.env.IDP_URL || `http://127.0.0.1:${process.env.IDP_PORT || 9400}`).replace(/\/+$/, '');
+const authority = authorityArg || `${issuer}/${TENANT_ID}/v2.0`;
+const tokenVersion = flag('--v1') ? 1 : undefined;
 
 try {
-  const { tokens } = await codeFlow({
-    issuer,
-    clientId: 'rolegate-cli',
-    redirectUri: 'http://127.0.0.1/cli-callback',
-    login,
-    scope: 'openid profile email access_as_user',
-    resource: 'api://rolegate-dev',
-  });
-  if (args.includes('--json')) console.log(JSON.stringify(tokens, null, 2));
-  else if (args.includes('--id-token')) console.log(tokens.id_token);
+  let tokens;
+  if (app) {
+    const norole = flag('--app-norole');
+    ({ tokens } = await entraClientCredentials({
+      authority,
+      clientId: norole ? 'rolegate-daemon-norole' : 'rolegate-daemon',
+      clientSecret: norole ? 'rolegate-daemon-norole-secret' : 'rolegate-daemon-secret',
+      tokenVersion,
+    }));
+  } else if (entra) {
+    const webClient = flag('--web'); // the confidential rolegate-dev client: tokens with aud rolegate-dev
+    const rp = (process.env.RP_PUBLIC_URL || 'http://127.0.0.1:8000').replace(/\/+$/, '');
+    ({ tokens } = await entraCodeFlow({
+      authority,
+      clientId: webClient ? 'rolegate-dev' : 'rolegate-cli',
+      ...(webClient ? { clientSecret: 'rolegate-dev-secret' } : {}),
+      redirectUri: webClient ? `${rp}/getAToken` : 'http://127.0.0.1/cli-callback',
+      login,
+      scope: 'openid profile email api://rolegate-dev/access_as_user',
+      tokenVersion,
+    }));
+  } else {
+    ({ tokens } = await codeFlow({
+      issuer,
+      clientId: 'rolegate-cli',
+      redirectUri: 'http://127.0.0.1/cli-callback',
+      login,
+      scope: 'openid profile email access_as_user',
+      resource: 'api://rolegate-dev',
+    }));
+  }
+  if (flag('--json')) console.log(JSON.stringify(tokens, null, 2));
+  else if (flag('--id-token')) console.log(tokens.id_token);
   else console.log(tokens.access_token);
 } catch (err) {
   console.error(`get-token: ${err.message}`);

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { Provider, errors } from 'oidc-provider';
 import * as jose from 'jose';
 
+import { createEntra } from './entra.mjs';
 import { USERS, findByLogin, findBySub, claimsOf, describeRoles } from './users.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -353,6 +354,7 @@ async function main() {
 
   // Listen first (port 0 allowed), then build the provider for the actual issuer URL.
   let handler = (req, res) => { res.statusCode = 503; res.end(); };
+  let entra = null; // Entra-shaped authorities (dev/idp/entra.mjs), routed by path first
   const server = createServer((req, res) => {
     const started = process.hrtime.bigint();
     if (!QUIET) {
@@ -362,6 +364,7 @@ async function main() {
         console.log(`idp ${req.method} ${path} ${res.statusCode} ${ms.toFixed(1)}ms`);
       });
     }
+    if (entra && entra.handle(req, res) !== false) return;
     handler(req, res);
   });
   await new Promise((ok, fail) => {
@@ -379,6 +382,11 @@ async function main() {
     provider.on(ev, (ctx, err) => console.error(`idp ${ev}: ${err.name} ${err.message}${err.error_description ? ` (${err.error_description})` : ''}`));
   }
   handler = provider.callback();
+  entra = await createEntra({
+    port, dataDir: DATA_DIR, rpPublicUrl: RP_PUBLIC_URL, log: QUIET ? () => {} : (line) => console.log(`idp ${line}`),
+  });
+  for (const t of entra.tenants) console.log(`idp entra authority ${t.authority} (issuer ${t.discoveryIssuer})`);
+  console.log(`idp client certificate ${entra.certificate.certFile} key ${entra.certificate.keyFile}`);
 
   // Dev server: nothing to flush, so stop at once (do not wait for keep-alive sockets).
   const shutdown = () => {
