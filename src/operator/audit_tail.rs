@@ -116,7 +116,10 @@ fn print_row(row: &Entry, json: bool) {
     }
     let at = time::OffsetDateTime::from_unix_timestamp(row.at)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| row.at.to_string());
     let user = match (&row.user_name, &row.user_id) {
         (Some(n), Some(id)) => format!("{n} ({id})"),

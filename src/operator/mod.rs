@@ -132,7 +132,11 @@ fn check_store_settings(loaded: &Loaded) -> anyhow::Result<()> {
     let relevant: Vec<String> = loaded
         .problems
         .iter()
-        .filter(|p| p.key.starts_with("database.") || p.key.starts_with("session.redis_url") || p.key == "session.store")
+        .filter(|p| {
+            p.key.starts_with("database.")
+                || p.key.starts_with("session.redis_url")
+                || p.key == "session.store"
+        })
         .map(|p| format!("  - {p}"))
         .collect();
     if relevant.is_empty() {
@@ -155,9 +159,9 @@ async fn database(loaded: &Loaded) -> anyhow::Result<crate::db::Pool> {
 async fn session_store(loaded: &Loaded, pool: &crate::db::Pool) -> anyhow::Result<Sessions> {
     let s = &loaded.settings;
     Ok(match s.session.store {
-        StoreKind::Redis => Sessions::redis(
-            RedisSessionStore::connect(&s.session.redis_url, Duration::ZERO).await?,
-        ),
+        StoreKind::Redis => {
+            Sessions::redis(RedisSessionStore::connect(&s.session.redis_url, Duration::ZERO).await?)
+        }
         StoreKind::Database => {
             let sessions = Sessions::sql_uncached(SqlSessionStore::new(pool.clone()));
             match crate::db::sqlite_file(&s.database.url) {
@@ -220,7 +224,12 @@ mod tests {
     fn revoke_needs_exactly_one_target() {
         let parse = |args: &[&str]| Cli::try_parse_from(args.iter().copied());
         assert!(parse(&["rolegate", "sessions", "revoke"]).is_err());
-        assert!(parse(&["rolegate", "sessions", "revoke", "--id", "abc", "--user", "x"]).is_err());
+        assert!(
+            parse(&[
+                "rolegate", "sessions", "revoke", "--id", "abc", "--user", "x"
+            ])
+            .is_err()
+        );
         let err = parse(&["rolegate", "sessions", "revoke"]).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(parse(&["rolegate", "sessions", "revoke", "--user", "x"]).is_ok());

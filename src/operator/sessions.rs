@@ -2,7 +2,9 @@
 
 use serde_json::json;
 
-use super::{Outcome, RevokeArgs, SessionsCommand, database, operator_entry, printable, session_store};
+use super::{
+    Outcome, RevokeArgs, SessionsCommand, database, operator_entry, printable, session_store,
+};
 use crate::db::audit::{self, Event};
 use crate::progress::Progress;
 use crate::session_store::{ActiveSession, Sessions};
@@ -109,7 +111,10 @@ async fn revoke(
         // Written even when nothing went, like the admin page: the action is recorded.
         audit::insert(
             pool,
-            &operator_entry(Event::SessionRevoked, audit::user_sessions_revoked(count, &sub)),
+            &operator_entry(
+                Event::SessionRevoked,
+                audit::user_sessions_revoked(count, &sub),
+            ),
         )
         .await?;
         println!("revoked {count} session(s) of {}", printable(&sub));
@@ -122,7 +127,11 @@ async fn revoke(
     revoke_all(store, pool, args.progress).await
 }
 
-async fn revoke_one(store: &Sessions, pool: &crate::db::Pool, prefix: &str) -> anyhow::Result<Outcome> {
+async fn revoke_one(
+    store: &Sessions,
+    pool: &crate::db::Pool,
+    prefix: &str,
+) -> anyhow::Result<Outcome> {
     let matches: Vec<ActiveSession> = store
         .list_active(LIST_LIMIT)
         .await?
@@ -145,21 +154,35 @@ async fn revoke_one(store: &Sessions, pool: &crate::db::Pool, prefix: &str) -> a
         }
     };
     let Some(sub) = store.revoke(&session.id).await? else {
-        eprintln!("session {} ended before it could be revoked", handle(&session.id));
+        eprintln!(
+            "session {} ended before it could be revoked",
+            handle(&session.id)
+        );
         return Ok(Outcome::NothingMatched);
     };
     audit::insert(
         pool,
-        &operator_entry(Event::SessionRevoked, audit::one_session_revoked(&session.id, &sub)),
+        &operator_entry(
+            Event::SessionRevoked,
+            audit::one_session_revoked(&session.id, &sub),
+        ),
     )
     .await?;
-    println!("revoked session {} of {}", handle(&session.id), printable(&sub));
+    println!(
+        "revoked session {} of {}",
+        handle(&session.id),
+        printable(&sub)
+    );
     Ok(Outcome::Done)
 }
 
 /// Every signed-in session, in batches with a progress line; bounded by the count at the
 /// start, so sign-ins during the run cannot keep it going.
-async fn revoke_all(store: &Sessions, pool: &crate::db::Pool, forced: bool) -> anyhow::Result<Outcome> {
+async fn revoke_all(
+    store: &Sessions,
+    pool: &crate::db::Pool,
+    forced: bool,
+) -> anyhow::Result<Outcome> {
     let total = u64::try_from(store.count_active().await?).unwrap_or(0);
     let mut progress = Progress::stderr("revoking sessions", Some(total), forced);
     let mut revoked = 0u64;

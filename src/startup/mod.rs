@@ -39,7 +39,10 @@ impl Drain {
         if left == 0 {
             tracing::info!("shutdown: audit log flushed");
         } else {
-            tracing::error!(unwritten = left, "shutdown: audit rows still unwritten at the timeout");
+            tracing::error!(
+                unwritten = left,
+                "shutdown: audit rows still unwritten at the timeout"
+            );
         }
         self.pool.close().await;
         tracing::info!("shutdown: database pool closed");
