@@ -5,7 +5,9 @@
 use crate::db::Pool;
 use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use actix_session::SessionExt;
 use actix_web::{HttpMessage, HttpRequest};
@@ -38,6 +40,48 @@ pub struct Audit {
     anonymous: Arc<PerIp>,
     /// Events not written because of the two limits above, reported in a log line.
     suppressed: Arc<Tally>,
+    /// The runtime the writes run on (the one that built the app, not a worker's): a write
+    /// goes on even when its request is dropped, e.g. cut off at the shutdown timeout.
+    runtime: Option<tokio::runtime::Handle>,
+    /// Writes not finished yet, which [`Audit::flush`] waits for at shutdown.
+    pending: Arc<Pending>,
+}
+
+/// A count of writes in flight and a wake-up for when it drops to zero.
+#[derive(Default)]
+struct Pending {
+    count: AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+/// Held by one write while it runs.
+struct PendingWrite(Arc<Pending>);
+
+impl Pending {
+    fn start(self: &Arc<Self>) -> PendingWrite {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        PendingWrite(self.clone())
+    }
+
+    async fn idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.count.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for PendingWrite {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
 }
 
 /// At most one `access_denied` row per user and route pattern in this many seconds.
@@ -96,7 +140,16 @@ impl Audit {
             denied: Arc::new(Mutex::new(Denials::new(DENIED_KEYS))),
             anonymous: Arc::new(PerIp::new(ANONYMOUS_ROWS_PER_MINUTE)),
             suppressed: Arc::default(),
+            runtime: tokio::runtime::Handle::try_current().ok(),
+            pending: Arc::default(),
         }
+    }
+
+    /// Waits until every queued or running write is in the database, at most `timeout`;
+    /// returns how many were still unfinished (0 when flushed).
+    pub async fn flush(&self, timeout: Duration) -> usize {
+        let _ = tokio::time::timeout(timeout, self.pending.idle()).await;
+        self.pending.count.load(Ordering::SeqCst)
     }
 
     /// For the maintenance task: forget idle clients and report what was not written.
@@ -141,9 +194,22 @@ impl Audit {
         }
     }
 
+    /// Writes the row on the app's runtime and waits for it, so the row is durable when the
+    /// response goes out, and is still written if the request is dropped meanwhile.
     pub async fn write(&self, entry: NewEntry) {
-        if let Err(e) = audit::insert(&self.pool, &entry).await {
-            tracing::error!(event = entry.event.name(), error = %e, "could not write the audit log");
+        let pool = self.pool.clone();
+        let running = self.pending.start();
+        let insert = async move {
+            let _running = running;
+            if let Err(e) = audit::insert(&pool, &entry).await {
+                tracing::error!(event = entry.event.name(), error = %e, "could not write the audit log");
+            }
+        };
+        match &self.runtime {
+            Some(runtime) => {
+                let _ = runtime.spawn(insert).await;
+            }
+            None => insert.await,
         }
     }
 

@@ -9,6 +9,8 @@ pub mod db;
 pub mod error;
 pub mod net;
 pub mod notes;
+pub mod operator;
+pub mod progress;
 pub mod rate_limit;
 pub mod routes;
 pub mod session_store;

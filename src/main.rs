@@ -1,25 +1,24 @@
-//! `rolegate [serve | check-config | migrate]`.
+//! `rolegate [serve | check-config | migrate | sessions ... | audit tail ...]`; the parsing
+//! and the operator commands live in `rolegate::operator`.
 
 use std::process::ExitCode;
 
+use clap::Parser as _;
+use rolegate::operator::{Cli, Command};
 use rolegate::settings::{self, Loaded};
 use rolegate::startup::Application;
 use rolegate::telemetry;
 
-const USAGE: &str = "usage: rolegate [serve | check-config | migrate]
-
-  serve         start the server (default)
-  check-config  print the effective settings and every problem; exit 1 if any
-  migrate       apply the database migrations
-
-Settings: appsettings.json < appsettings.{APP_ENV}.json < APP__SECTION__KEY env vars.";
-
 fn main() -> ExitCode {
-    let command = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "serve".to_owned());
+    let command = match Cli::try_parse() {
+        Ok(cli) => cli.command.unwrap_or(Command::Serve),
+        Err(e) => {
+            // Help and version go to stdout with 0; a usage error to stderr with 2.
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
     let loaded = settings::load_from_process();
-    telemetry::init(&loaded.settings.log.filter);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -30,18 +29,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = match command.as_str() {
-        "serve" => runtime.block_on(serve(loaded)),
-        "check-config" => return check_config(&loaded),
-        "migrate" => runtime.block_on(migrate(loaded)),
-        "-h" | "--help" | "help" => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
+    let result = match command {
+        Command::Serve => {
+            telemetry::init(&loaded.settings.log.filter);
+            runtime.block_on(serve(loaded))
         }
-        other => {
-            eprintln!("error: unknown command {other:?}\n\n{USAGE}");
-            return ExitCode::from(2);
+        Command::CheckConfig => return check_config(&loaded),
+        Command::Migrate => {
+            telemetry::init(&loaded.settings.log.filter);
+            runtime.block_on(migrate(loaded))
         }
+        // Operator commands print their results on stdout: no log lines there.
+        other => return runtime.block_on(rolegate::operator::run(other, loaded)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -60,7 +59,9 @@ async fn serve(loaded: Loaded) -> anyhow::Result<()> {
         port = app.port(),
         "rolegate listening"
     );
+    app.stop_on_signals();
     app.run_until_stopped().await?;
+    tracing::info!("shutdown: complete");
     Ok(())
 }
 

@@ -93,6 +93,42 @@ pub async fn insert(pool: &Pool, entry: &NewEntry) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// The `detail` of a `session_revoked` row for one session (the admin page and the CLI):
+/// the first 12 characters of the row id, the handle `rolegate sessions list` shows.
+pub fn one_session_revoked(id: &str, sub: &str) -> String {
+    let short: String = id.chars().take(12).collect();
+    format!("session {short}… of {sub}")
+}
+
+/// The `detail` of a `session_revoked` row for every session of one user.
+pub fn user_sessions_revoked(count: u64, sub: &str) -> String {
+    format!("all {count} session(s) of {sub}")
+}
+
+/// The newest `limit` rows of `event` (empty = any) written at or after `since` and with an
+/// id above `after` (empty = any), oldest first: `rolegate audit tail`.
+pub async fn tail(
+    pool: &Pool,
+    event: &str,
+    since: i64,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<Entry>, sqlx::Error> {
+    let mut rows: Vec<Entry> = sqlx::query_as(
+        "SELECT id, at, event, user_id, user_name, client_ip, request_id, detail FROM audit_log \
+         WHERE ($1 = '' OR event = $1) AND at >= $2 AND id > $3 \
+         ORDER BY id DESC LIMIT $4",
+    )
+    .bind(event)
+    .bind(since)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.reverse();
+    Ok(rows)
+}
+
 /// Deletes the rows written before `cutoff` (unix seconds): `audit.retention_days`.
 /// Returns how many went.
 pub async fn purge_older_than(pool: &Pool, cutoff: i64) -> Result<u64, sqlx::Error> {

@@ -22,6 +22,16 @@ pub fn is_sqlite(url: &str) -> bool {
     url.starts_with("sqlite:")
 }
 
+/// The file of a SQLite URL (`None` for PostgreSQL or an in-memory database).
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    if !is_sqlite(url) {
+        return None;
+    }
+    let options = SqliteConnectOptions::from_str(url).ok()?;
+    let file = options.get_filename();
+    (!file.as_os_str().is_empty() && file.to_str() != Some(":memory:")).then(|| file.to_owned())
+}
+
 /// Opens the pool. SQLite: creates the file and its folder, WAL mode. PostgreSQL: waits for the
 /// server (logging each failed attempt) up to `database.startup_wait_secs`.
 pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Pool> {

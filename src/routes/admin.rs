@@ -164,13 +164,12 @@ async fn revoke_session(
     check_csrf(&req, &session, &form.csrf_token, &admin)?;
     let id = path.into_inner();
     let sub = sessions.revoke(&id).await?.ok_or(AppError::NotFound)?;
-    let short: String = id.chars().take(12).collect();
     audit
         .record(
             &req,
             crate::db::audit::Event::SessionRevoked,
             Some(&admin),
-            format!("session {short}… of {sub}"),
+            audit_db::one_session_revoked(&id, &sub),
         )
         .await;
     Ok(see_other("/admin"))
@@ -194,7 +193,7 @@ async fn revoke_user(
             &req,
             crate::db::audit::Event::SessionRevoked,
             Some(&admin),
-            format!("all {count} session(s) of {sub}"),
+            audit_db::user_sessions_revoked(count, &sub),
         )
         .await;
     Ok(see_other("/admin"))

@@ -151,6 +151,15 @@ impl Cache {
         }
     }
 
+    /// Drops every entry and voids every outstanding ticket: another process revoked
+    /// sessions this cache cannot name.
+    pub fn clear(&self) {
+        if let Ok(mut inner) = self.inner.write() {
+            inner.entries.clear();
+            inner.forget_stamps();
+        }
+    }
+
     /// Drops expired entries and the revocation stamps (writes in flight just miss the cache).
     pub fn purge_expired(&self, now: i64) {
         if let Ok(mut inner) = self.inner.write() {

@@ -6,6 +6,7 @@
 
 mod cache;
 mod redis;
+mod signal;
 mod sql;
 
 use std::collections::HashMap;
@@ -134,6 +135,8 @@ enum Backend {
 pub struct Sessions {
     backend: Backend,
     cache: Option<std::sync::Arc<cache::Cache>>,
+    /// SQLite: revocations by other processes on the same file (see `signal.rs`).
+    signal: Option<std::sync::Arc<signal::Signal>>,
 }
 
 impl Sessions {
@@ -142,6 +145,36 @@ impl Sessions {
         Sessions {
             backend: Backend::Sql(store),
             cache: single_process.then(|| std::sync::Arc::new(cache::Cache::new(50_000))),
+            signal: None,
+        }
+    }
+
+    /// Shares revocations with other processes on the SQLite file `db` (the server and the
+    /// operator CLI): each revocation is signalled, and a signalled one drops the cache.
+    pub fn with_revocation_signal(mut self, db: &std::path::Path) -> Self {
+        self.signal = Some(std::sync::Arc::new(signal::Signal::beside(db)));
+        self
+    }
+
+    /// Sessions without the read cache: for a process that is not the only writer.
+    pub fn sql_uncached(store: SqlSessionStore) -> Self {
+        Sessions::sql(store, false)
+    }
+
+    /// After a revocation: let other processes on the same SQLite file know.
+    fn signal_revoked(&self) {
+        if let Some(signal) = &self.signal {
+            signal.notify();
+        }
+    }
+
+    /// Before serving from the cache: drop it if another process revoked sessions.
+    fn drop_cache_if_signalled(&self) {
+        if let (Some(cache), Some(signal)) = (&self.cache, &self.signal)
+            && signal.changed()
+        {
+            tracing::info!("sessions revoked by another process; session cache dropped");
+            cache.clear();
         }
     }
 
@@ -150,6 +183,7 @@ impl Sessions {
         Sessions {
             backend: Backend::Redis(store),
             cache: None,
+            signal: None,
         }
     }
 
@@ -179,6 +213,7 @@ impl Sessions {
         if let Some(cache) = &self.cache {
             cache.revoke(id);
         }
+        self.signal_revoked();
         done
     }
 
@@ -191,6 +226,7 @@ impl Sessions {
         if let Some(cache) = &self.cache {
             cache.revoke_user(sub);
         }
+        self.signal_revoked();
         done
     }
 
@@ -278,6 +314,7 @@ impl Sessions {
 impl SessionStore for Sessions {
     async fn load(&self, key: &SessionKey) -> Result<Option<State>, LoadError> {
         let id = row_id(key);
+        self.drop_cache_if_signalled();
         if let Some(state) = self.cache.as_ref().and_then(|c| c.get(&id, now())) {
             return Ok(Some(state));
         }

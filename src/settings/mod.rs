@@ -105,6 +105,9 @@ pub struct ServerSettings {
     /// Requests a minute one client IP may make to the sign-in, callback and sign-out routes;
     /// 0 turns the limit off.
     pub rate_limit_per_minute: u32,
+    /// After SIGTERM or Ctrl-C, how long in-flight requests may take to finish before their
+    /// connections are dropped.
+    pub shutdown_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone)]

@@ -42,6 +42,7 @@ pub(super) fn read(r: &mut Reader<'_>, env: AppEnv) -> Settings {
         300u32,
         "a whole number of requests (0 = off)",
     );
+    let shutdown_timeout_secs = r.get("server.shutdown_timeout_secs", 30u64, "a number of seconds");
 
     let authority_text = r.string("auth.authority", "");
     let authority = parse_url(r, "auth.authority", &authority_text);
@@ -147,6 +148,7 @@ pub(super) fn read(r: &mut Reader<'_>, env: AppEnv) -> Settings {
             trusted_proxies,
             workers,
             rate_limit_per_minute,
+            shutdown_timeout_secs,
         },
         auth: AuthSettings {
             authority,

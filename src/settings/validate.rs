@@ -182,6 +182,8 @@ pub(super) fn validate(s: &Settings, problems: &mut Vec<Problem>) {
 
 /// Highest `server.rate_limit_per_minute`: above it the limit protects nothing.
 const MAX_RATE_LIMIT_PER_MINUTE: u32 = 100_000;
+/// Highest `server.shutdown_timeout_secs`: past it an orchestrator kills the process anyway.
+pub const MAX_SHUTDOWN_TIMEOUT_SECS: u64 = 3600;
 /// Highest `audit.retention_days` (ten years); 0 keeps rows forever.
 const MAX_RETENTION_DAYS: u32 = 3650;
 
@@ -205,6 +207,14 @@ fn bounds(s: &Settings, add: &mut impl FnMut(&str, String)) {
             "server.rate_limit_per_minute",
             format!(
                 "must be between 1 and {MAX_RATE_LIMIT_PER_MINUTE} requests a minute, or 0 to turn the limit off"
+            ),
+        );
+    }
+    if !(1..=MAX_SHUTDOWN_TIMEOUT_SECS).contains(&s.server.shutdown_timeout_secs) {
+        add(
+            "server.shutdown_timeout_secs",
+            format!(
+                "must be between 1 and {MAX_SHUTDOWN_TIMEOUT_SECS} seconds: how long in-flight requests may run after SIGTERM (keep it below your orchestrator's kill grace period, e.g. Kubernetes' terminationGracePeriodSeconds)"
             ),
         );
     }

@@ -31,6 +31,7 @@ pub fn server(
             .default_service(web::to(page))
     })
     .workers(1)
+    .disable_signals()
     .listen(listener)?
     .run();
     Ok(server)

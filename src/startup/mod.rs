@@ -6,6 +6,7 @@ mod misconfigured;
 mod wiring;
 
 use std::net::TcpListener;
+use std::time::{Duration, Instant};
 
 use actix_web::dev::Server;
 use anyhow::Context as _;
@@ -19,6 +20,33 @@ use crate::templates::Templates;
 pub struct Application {
     port: u16,
     server: Server,
+    /// What to finish after the server stops (none for the configuration page).
+    drain: Option<Drain>,
+}
+
+/// What a graceful shutdown finishes once the last in-flight request is done.
+pub struct Drain {
+    pub audit: crate::audit::Audit,
+    pub pool: crate::db::Pool,
+    /// `server.shutdown_timeout_secs`, also the most the audit flush may take.
+    pub timeout: Duration,
+}
+
+impl Drain {
+    /// Flushes the audit writer, then closes the database pool; logs each step.
+    async fn run(self) {
+        let left = self.audit.flush(self.timeout).await;
+        if left == 0 {
+            tracing::info!("shutdown: audit log flushed");
+        } else {
+            tracing::error!(
+                unwritten = left,
+                "shutdown: audit rows still unwritten at the timeout"
+            );
+        }
+        self.pool.close().await;
+        tracing::info!("shutdown: database pool closed");
+    }
 }
 
 impl Application {
@@ -37,8 +65,9 @@ impl Application {
             })?;
         let port = listener.local_addr()?.port();
         let templates = Templates::load("templates")?;
-        let server = if problems.is_empty() {
-            wiring::server(settings, listener, templates).await?
+        let (server, drain) = if problems.is_empty() {
+            let wired = wiring::server(settings, listener, templates).await?;
+            (wired.server, Some(wired.drain))
         } else if settings.is_development() {
             tracing::warn!(
                 count = problems.len(),
@@ -47,11 +76,15 @@ impl Application {
             for p in &problems {
                 tracing::warn!("{p}");
             }
-            misconfigured::server(problems, listener, templates)?
+            (misconfigured::server(problems, listener, templates)?, None)
         } else {
             anyhow::bail!("invalid settings:\n{}", list(&problems));
         };
-        Ok(Application { port, server })
+        Ok(Application {
+            port,
+            server,
+            drain,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -63,8 +96,46 @@ impl Application {
         self.server.handle()
     }
 
+    /// On SIGTERM or SIGINT (Ctrl-C): stop accepting connections and let in-flight requests
+    /// finish within `server.shutdown_timeout_secs` (then [`Self::run_until_stopped`] drains).
+    /// A second signal stops at once. For the binary; tests stop through [`Self::handle`].
+    pub fn stop_on_signals(&self) {
+        let handle = self.server.handle();
+        let timeout = self.drain.as_ref().map(|d| d.timeout.as_secs());
+        tokio::spawn(async move {
+            let signal = match shutdown_signal().await {
+                Ok(name) => name,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for shutdown signals");
+                    return;
+                }
+            };
+            tracing::info!(
+                signal,
+                timeout_secs = timeout,
+                "shutdown: no new connections; waiting for in-flight requests"
+            );
+            let graceful = handle.clone();
+            tokio::spawn(async move { graceful.stop(true).await });
+            if let Ok(name) = shutdown_signal().await {
+                tracing::warn!(signal = name, "shutdown: second signal, stopping now");
+                handle.stop(false).await;
+            }
+        });
+    }
+
+    /// Runs until stopped, then finishes the shutdown: audit rows flushed, database closed.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let started = Instant::now();
+        let result = self.server.await;
+        if let Some(drain) = self.drain {
+            tracing::info!(
+                uptime_secs = started.elapsed().as_secs(),
+                "shutdown: server stopped, in-flight requests done"
+            );
+            drain.run().await;
+        }
+        result
     }
 }
 
@@ -74,4 +145,23 @@ fn list(problems: &[Problem]) -> String {
         .map(|p| format!("  - {p}"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Waits for SIGTERM or SIGINT and names it.
+async fn shutdown_signal() -> std::io::Result<&'static str> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tokio::select! {
+            _ = term.recv() => Ok("SIGTERM"),
+            _ = int.recv() => Ok("SIGINT"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await?;
+        Ok("Ctrl-C")
+    }
 }

@@ -82,18 +82,30 @@ async fn session_store(settings: &Settings, pool: &crate::db::Pool) -> anyhow::R
             )
             .await?,
         ),
-        StoreKind::Database => Sessions::sql(
-            SqlSessionStore::new(pool.clone()),
-            crate::db::is_sqlite(&settings.database.url),
-        ),
+        StoreKind::Database => {
+            let sessions = Sessions::sql(
+                SqlSessionStore::new(pool.clone()),
+                crate::db::is_sqlite(&settings.database.url),
+            );
+            match crate::db::sqlite_file(&settings.database.url) {
+                Some(file) => sessions.with_revocation_signal(&file),
+                None => sessions,
+            }
+        }
     })
+}
+
+/// The running server and what a graceful shutdown must finish after it stops.
+pub struct Wired {
+    pub server: Server,
+    pub drain: super::Drain,
 }
 
 pub async fn server(
     settings: Settings,
     listener: TcpListener,
     templates: Arc<Templates>,
-) -> anyhow::Result<Server> {
+) -> anyhow::Result<Wired> {
     let pool = crate::db::connect(&settings.database).await?;
     crate::db::migrate(&pool)
         .await
@@ -154,6 +166,11 @@ pub async fn server(
             .unwrap_or(2),
         n => n,
     };
+    let drain = super::Drain {
+        audit: audit.get_ref().clone(),
+        pool: pool.clone(),
+        timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
+    };
     let pool = web::Data::new(pool);
     let templates = web::Data::new(templates);
 
@@ -200,7 +217,10 @@ pub async fn server(
             )
     })
     .workers(workers)
+    // Signals are handled by `Application::stop_on_signals` (SIGINT is graceful there too).
+    .disable_signals()
+    .shutdown_timeout(settings.server.shutdown_timeout_secs)
     .listen(listener)?
     .run();
-    Ok(server)
+    Ok(Wired { server, drain })
 }

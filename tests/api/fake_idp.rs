@@ -45,6 +45,8 @@ pub enum TokenReply {
     Raw(u16, String),
     /// Never answer within the client's timeout.
     Hang,
+    /// 200 with this ID token, after a delay (a slow provider).
+    Delayed(Duration, String),
 }
 
 #[derive(Clone)]
@@ -435,6 +437,15 @@ async fn token(
             HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
                 .content_type("application/json")
                 .body(body)
+        }
+        TokenReply::Delayed(delay, id_token) => {
+            tokio::time::sleep(delay).await;
+            HttpResponse::Ok().json(json!({
+                "access_token": "opaque-access-token",
+                "token_type": "Bearer",
+                "expires_in": 3600,
+                "id_token": id_token,
+            }))
         }
         TokenReply::Hang => {
             tokio::time::sleep(Duration::from_secs(30)).await;

@@ -16,11 +16,13 @@ mod id_token;
 mod login;
 mod logout;
 mod notes;
+mod operator;
 mod outage;
 mod provider;
 mod scale_out;
 mod settings;
 mod settings_props;
+mod shutdown;
 
 /// Every audit event rolegate writes.
 pub const EVENTS: [&str; 7] = rolegate::db::audit::EVENTS;
