@@ -16,6 +16,7 @@ mod login;
 mod logout;
 mod notes;
 mod outage;
+mod probes;
 mod provider;
 mod scale_out;
 mod settings;
