@@ -11,7 +11,9 @@ use crate::db::Pool;
 use crate::session_store::Sessions;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz));
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/livez", web::get().to(livez))
+        .route("/readyz", web::get().to(readyz));
 }
 
 /// Whether each dependency answered its last probe.
@@ -74,5 +76,38 @@ async fn healthz(health: web::Data<Arc<Health>>) -> HttpResponse {
         "status": "degraded",
         "database": state(db),
         "session_store": { "kind": health.session_store, "status": state(store) },
+    }))
+}
+
+/// Liveness: the process answers; no dependency is consulted, so a database outage never
+/// gets the pod restarted.
+async fn livez() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(r#"{"status":"ok"}"#)
+}
+
+/// Readiness: discovery and keys loaded, database and session store answering their last
+/// probe. 503 names each part that is not ready.
+async fn readyz(health: web::Data<Arc<Health>>, req: actix_web::HttpRequest) -> HttpResponse {
+    let provider = req
+        .app_data::<rolegate_auth::Auth>()
+        .is_some_and(|a| a.provider_ready());
+    let checks = [
+        ("identity_provider", provider),
+        ("database", health.database.load(Ordering::Relaxed)),
+        ("session_store", health.sessions.load(Ordering::Relaxed)),
+    ];
+    let not_ready: Vec<&str> = checks
+        .iter()
+        .filter(|(_, up)| !up)
+        .map(|(name, _)| *name)
+        .collect();
+    if not_ready.is_empty() {
+        return HttpResponse::Ok().json(serde_json::json!({ "status": "ready" }));
+    }
+    HttpResponse::ServiceUnavailable().json(serde_json::json!({
+        "status": "not_ready",
+        "not_ready": not_ready,
     }))
 }

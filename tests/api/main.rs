@@ -18,6 +18,7 @@ mod logout;
 mod notes;
 mod operator;
 mod outage;
+mod probes;
 mod provider;
 mod scale_out;
 mod settings;

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use actix_web::HttpRequest;
 
@@ -53,6 +54,34 @@ pub trait AuthEvents: Send + Sync + 'static {
     /// A session ended at `/logout` (`user` is `None` when it was anonymous).
     fn signed_out(&self, _req: &HttpRequest, _user: Option<&User>) -> EventFuture {
         no_event()
+    }
+    /// The module called the identity provider; `ok` is false for a transport error or a
+    /// non-success answer. Synchronous and cheap: it is meant for metrics, not audit rows.
+    fn idp_call(&self, _endpoint: IdpEndpoint, _elapsed: Duration, _ok: bool) {}
+    /// The signing keys were fetched again (an unknown `kid`) and replaced the cached set.
+    fn jwks_refreshed(&self) {}
+}
+
+/// Which provider endpoint an [`AuthEvents::idp_call`] went to: a fixed set, so it is safe
+/// as a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IdpEndpoint {
+    /// The discovery document (`.well-known/openid-configuration`).
+    Discovery,
+    /// The signing keys (`jwks_uri`).
+    Jwks,
+    /// The token endpoint (code redemption).
+    Token,
+}
+
+impl IdpEndpoint {
+    /// A short lowercase name: `discovery`, `jwks` or `token`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdpEndpoint::Discovery => "discovery",
+            IdpEndpoint::Jwks => "jwks",
+            IdpEndpoint::Token => "token",
+        }
     }
 }
 

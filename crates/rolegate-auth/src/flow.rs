@@ -193,12 +193,18 @@ pub(crate) async fn redeem(
             Ok::<_, HttpClientError<reqwest::Error>>(response)
         }
     };
+    let started = std::time::Instant::now();
     let response = client(config, provider)
         .exchange_code(AuthorizationCode::new(code))
         .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()))
         .request_async(&recording)
-        .await
-        .map_err(|e| map_token_error(e, status.load(Ordering::Relaxed)))?;
+        .await;
+    provider.events.idp_call(
+        crate::events::IdpEndpoint::Token,
+        started.elapsed(),
+        response.is_ok(),
+    );
+    let response = response.map_err(|e| map_token_error(e, status.load(Ordering::Relaxed)))?;
     let raw = response
         .extra_fields()
         .id_token

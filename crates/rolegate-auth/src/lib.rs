@@ -93,7 +93,7 @@ pub use config::{
     AuthConfig, AuthConfigBuilder, ConfigError, ConfigProblem, DEFAULT_API_SCOPE, DEFAULT_ROLES,
 };
 pub use error::{AuthError, TokenError};
-pub use events::{AuthEvents, EventFuture, NoEvents, no_event};
+pub use events::{AuthEvents, EventFuture, IdpEndpoint, NoEvents, no_event};
 pub use extract::{CurrentUser, MaybeUser, RequireRole};
 pub use id_token::{Audience, Claims};
 pub use log_safe::Escaped;
@@ -119,7 +119,7 @@ struct Inner {
     http: reqwest::Client,
     provider: ProviderHandle,
     pages: Box<dyn AuthPages>,
-    events: Box<dyn AuthEvents>,
+    events: Arc<dyn AuthEvents>,
     tokens: token_cache::TokenCache,
 }
 
@@ -137,7 +137,7 @@ impl Auth {
                 http,
                 provider: ProviderHandle::new(),
                 pages: Box::new(pages),
-                events: Box::new(events),
+                events: Arc::new(events),
                 tokens: token_cache::TokenCache::new(10_000),
             }),
         })
@@ -198,7 +198,7 @@ impl Auth {
     pub(crate) async fn provider(&self) -> Result<Arc<Provider>, AuthError> {
         self.inner
             .provider
-            .get(&self.inner.config, &self.inner.http)
+            .get(&self.inner.config, &self.inner.http, &self.inner.events)
             .await
     }
 }

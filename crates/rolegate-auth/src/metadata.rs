@@ -16,6 +16,7 @@ use url::Url;
 
 use crate::config::AuthConfig;
 use crate::error::{AuthError, TokenError};
+use crate::events::{AuthEvents, IdpEndpoint};
 use crate::id_token::accepted_algorithms;
 use crate::log_safe::Escaped;
 
@@ -165,10 +166,22 @@ pub(crate) struct KeyCache {
     last_fetch: RwLock<Instant>,
     refresh: tokio::sync::Mutex<()>,
     cooldown: std::time::Duration,
+    events: Arc<dyn AuthEvents>,
 }
 
 impl KeyCache {
-    async fn fetch(http: &reqwest::Client, jwks_uri: &Url) -> Result<KeySet, String> {
+    async fn fetch(
+        http: &reqwest::Client,
+        jwks_uri: &Url,
+        events: &dyn AuthEvents,
+    ) -> Result<KeySet, String> {
+        let started = Instant::now();
+        let result = Self::fetch_untimed(http, jwks_uri).await;
+        events.idp_call(IdpEndpoint::Jwks, started.elapsed(), result.is_ok());
+        result
+    }
+
+    async fn fetch_untimed(http: &reqwest::Client, jwks_uri: &Url) -> Result<KeySet, String> {
         #[derive(Deserialize)]
         struct RawSet {
             keys: Vec<serde_json::Value>,
@@ -216,12 +229,13 @@ impl KeyCache {
             .map_err(|_| TokenError::KeysUnavailable("key cache poisoned".into()))? =
             Instant::now();
         tracing::info!(jwks_uri = %self.jwks_uri, "unknown key id, refetching the provider's keys");
-        let set = Self::fetch(http, &self.jwks_uri)
+        let set = Self::fetch(http, &self.jwks_uri, self.events.as_ref())
             .await
             .map_err(TokenError::KeysUnavailable)?;
         if let Ok(mut keys) = self.keys.write() {
             *keys = set;
         }
+        self.events.jwks_refreshed();
         self.lookup(kid).ok_or(TokenError::UnknownKey)
     }
 
@@ -279,6 +293,8 @@ pub(crate) struct Provider {
     pub keys: KeyCache,
     /// The algorithms tokens may use: the provider's advertised ones within the allow-list.
     pub algorithms: Vec<Algorithm>,
+    /// The host's hooks, told of each provider call.
+    pub events: Arc<dyn AuthEvents>,
 }
 
 impl Provider {
@@ -312,6 +328,7 @@ impl ProviderHandle {
         &self,
         config: &AuthConfig,
         http: &reqwest::Client,
+        events: &Arc<dyn AuthEvents>,
     ) -> Result<Arc<Provider>, AuthError> {
         if let Some(p) = self.cached() {
             return Ok(p);
@@ -325,7 +342,7 @@ impl ProviderHandle {
         {
             return Err(AuthError::ProviderUnavailable(err.clone()));
         }
-        match discover(config, http).await {
+        match discover(config, http, events).await {
             Ok(provider) => {
                 let provider = Arc::new(provider);
                 if let Ok(mut current) = self.current.write() {
@@ -355,7 +372,48 @@ impl Default for ProviderHandle {
     }
 }
 
-async fn discover(config: &AuthConfig, http: &reqwest::Client) -> Result<Provider, String> {
+async fn discover(
+    config: &AuthConfig,
+    http: &reqwest::Client,
+    events: &Arc<dyn AuthEvents>,
+) -> Result<Provider, String> {
+    let started = Instant::now();
+    let metadata = fetch_metadata(config, http).await;
+    events.idp_call(IdpEndpoint::Discovery, started.elapsed(), metadata.is_ok());
+    let metadata = metadata?;
+    metadata.check(&config.authority)?;
+    let algorithms = accepted_algorithms(metadata.id_token_signing_alg_values_supported.as_deref());
+    if algorithms.is_empty() {
+        return Err(format!(
+            "the provider signs ID tokens only with {:?}, none of which is an allowed \
+             asymmetric algorithm",
+            metadata
+                .id_token_signing_alg_values_supported
+                .as_deref()
+                .unwrap_or_default()
+        ));
+    }
+    let keys = KeyCache::fetch(http, &metadata.jwks_uri, events.as_ref()).await?;
+    Ok(Provider {
+        algorithms,
+        events: events.clone(),
+        keys: KeyCache {
+            jwks_uri: metadata.jwks_uri.clone(),
+            keys: RwLock::new(keys),
+            last_fetch: RwLock::new(Instant::now()),
+            refresh: tokio::sync::Mutex::new(()),
+            cooldown: config.jwks_refresh_cooldown,
+            events: events.clone(),
+        },
+        metadata,
+    })
+}
+
+/// The discovery document, fetched and parsed (not yet checked).
+async fn fetch_metadata(
+    config: &AuthConfig,
+    http: &reqwest::Client,
+) -> Result<ProviderMetadata, String> {
     let base = config.authority.as_str().trim_end_matches('/');
     let url = format!("{base}/.well-known/openid-configuration");
     let response = http
@@ -370,30 +428,7 @@ async fn discover(config: &AuthConfig, http: &reqwest::Client) -> Result<Provide
         .json()
         .await
         .map_err(|e| format!("discovery document at {url} is invalid: {e}"))?;
-    metadata.check(&config.authority)?;
-    let algorithms = accepted_algorithms(metadata.id_token_signing_alg_values_supported.as_deref());
-    if algorithms.is_empty() {
-        return Err(format!(
-            "the provider signs ID tokens only with {:?}, none of which is an allowed \
-             asymmetric algorithm",
-            metadata
-                .id_token_signing_alg_values_supported
-                .as_deref()
-                .unwrap_or_default()
-        ));
-    }
-    let keys = KeyCache::fetch(http, &metadata.jwks_uri).await?;
-    Ok(Provider {
-        algorithms,
-        keys: KeyCache {
-            jwks_uri: metadata.jwks_uri.clone(),
-            keys: RwLock::new(keys),
-            last_fetch: RwLock::new(Instant::now()),
-            refresh: tokio::sync::Mutex::new(()),
-            cooldown: config.jwks_refresh_cooldown,
-        },
-        metadata,
-    })
+    Ok(metadata)
 }
 
 /// A short reason for a failed provider call, without the URL's query (which may hold a code).
