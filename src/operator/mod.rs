@@ -233,6 +233,6 @@ mod tests {
         let err = parse(&["rolegate", "sessions", "revoke"]).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(parse(&["rolegate", "sessions", "revoke", "--user", "x"]).is_ok());
-        assert!(matches!(parse(&["rolegate"]).unwrap().command, None));
+        assert!(parse(&["rolegate"]).unwrap().command.is_none());
     }
 }
