@@ -495,3 +495,56 @@ fn bad_api_scopes_and_audiences_are_settings_problems() {
         "{problems:?}"
     );
 }
+
+#[tokio::test]
+async fn a_token_checked_while_the_keys_are_unreachable_is_503_not_invalid_token() {
+    let app = tenant_app(|env| {
+        env.insert("APP__AUTH__JWKS_REFRESH_COOLDOWN_SECS".into(), "0".into());
+    })
+    .await;
+    let claims = app
+        .idp
+        .access_v2_claims(TENANT, "access_as_user", json!(["DemoApp.Read"]));
+    // Signed with a key the provider has not published yet, so the keys must be refetched,
+    // and the JWKS endpoint is down.
+    app.idp.state.lock().unwrap().jwks_status = Some(503);
+    let token = crate::fake_idp::sign_with(
+        &app.idp.key2.encoding,
+        Some("key-2"),
+        jsonwebtoken::Algorithm::RS256,
+        &claims,
+    );
+    let response = app
+        .client
+        .get(app.url("/api/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert!(
+        !challenge.as_deref().unwrap_or("").contains("invalid_token"),
+        "a good token must not be called invalid during an outage: {challenge:?}"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "provider_unavailable", "{body}");
+
+    // Once the provider is back with the key, the same token is accepted.
+    {
+        let mut state = app.idp.state.lock().unwrap();
+        state.jwks_status = None;
+        state.published.push(app.idp.key2.jwk.clone());
+    }
+    let response = app
+        .client
+        .get(app.url("/api/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+}

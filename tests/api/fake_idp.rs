@@ -111,6 +111,8 @@ pub struct IdpState {
     pub signing_algs: Option<Vec<String>>,
     pub last_token_form: Option<HashMap<String, String>>,
     pub last_token_auth_header: Option<String>,
+    /// When set, the JWKS endpoint answers with this status and no keys (a provider outage).
+    pub jwks_status: Option<u16>,
 }
 
 #[derive(Clone)]
@@ -143,6 +145,7 @@ impl FakeIdp {
             signing_algs: Some(vec!["RS256".to_owned()]),
             last_token_form: None,
             last_token_auth_header: None,
+            jwks_status: None,
         }));
         let jwks_hits = Arc::new(AtomicUsize::new(0));
         let token_hits = Arc::new(AtomicUsize::new(0));
@@ -401,7 +404,14 @@ fn discovery_for(s: &Shared, issuer: &str) -> HttpResponse {
 
 async fn jwks(s: web::Data<Shared>) -> HttpResponse {
     s.jwks_hits.fetch_add(1, Ordering::SeqCst);
-    let keys = s.state.lock().unwrap().published.clone();
+    let (keys, status) = {
+        let state = s.state.lock().unwrap();
+        (state.published.clone(), state.jwks_status)
+    };
+    if let Some(status) = status {
+        return HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+            .finish();
+    }
     HttpResponse::Ok().json(JwkSet { keys })
 }
 

@@ -61,6 +61,15 @@ async fn bearer_user(auth: &Auth, token: &str) -> Result<Arc<User>, Rejection> {
     let user = access_token::accept(token, &provider, auth.http(), auth.config())
         .await
         .map_err(|refusal| match refusal {
+            // The token may be fine: the provider's keys could not be fetched. A 401 would make
+            // the client drop a good token, so this is the provider outage it is (503).
+            Refusal::Invalid {
+                error: error @ crate::TokenError::KeysUnavailable(_),
+                ..
+            } => {
+                tracing::warn!(error = %Escaped(&error), "bearer token not checked: the provider's keys are unavailable");
+                Rejection::ProviderUnavailable
+            }
             Refusal::Invalid { error, claims } => {
                 log_bearer_refused(&error);
                 Rejection::InvalidBearer { error, claims }
