@@ -199,9 +199,14 @@ impl Audit {
     pub async fn write(&self, entry: NewEntry) {
         let pool = self.pool.clone();
         let running = self.pending.start();
+        // Taken here: the write runs on another task, outside the request's metrics scope.
+        let metrics = crate::metrics::current();
         let insert = async move {
             let _running = running;
             if let Err(e) = audit::insert(&pool, &entry).await {
+                if let Some(m) = &metrics {
+                    m.database_error();
+                }
                 tracing::error!(event = entry.event.name(), error = %e, "could not write the audit log");
             }
         };

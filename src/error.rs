@@ -23,10 +23,18 @@ pub enum AppError {
     #[error("form body over the {} KB limit", FORM_LIMIT / 1024)]
     TooLarge,
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     /// A dependency (database, Redis) is down; the message names it.
     #[error("{0}")]
     Unavailable(String),
+}
+
+impl From<sqlx::Error> for AppError {
+    /// Counted in `rolegate_database_errors_total` on the way.
+    fn from(e: sqlx::Error) -> Self {
+        crate::metrics::count_database_error();
+        AppError::Database(e)
+    }
 }
 
 impl From<crate::session_store::StoreError> for AppError {
@@ -40,7 +48,7 @@ impl From<crate::notes::NotesError> for AppError {
         use crate::notes::NotesError;
         match e {
             NotesError::NotFound => AppError::NotFound,
-            NotesError::Database(e) => AppError::Database(e),
+            NotesError::Database(e) => e.into(),
             NotesError::Invalid(errors) => AppError::BadRequest(join_field_errors(&errors)),
         }
     }
@@ -168,6 +176,7 @@ impl ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
+        crate::metrics::count_database_error();
         tracing::error!(error = %Escaped(&e), "database error");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod csrf;
 pub mod db;
 pub mod error;
+pub mod metrics;
 pub mod net;
 pub mod notes;
 pub mod operator;

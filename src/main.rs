@@ -31,12 +31,12 @@ fn main() -> ExitCode {
     };
     let result = match command {
         Command::Serve => {
-            telemetry::init(&loaded.settings.log.filter);
+            telemetry::init_with(&loaded.settings.log.filter, loaded.settings.log.format);
             runtime.block_on(serve(loaded))
         }
         Command::CheckConfig => return check_config(&loaded),
         Command::Migrate => {
-            telemetry::init(&loaded.settings.log.filter);
+            telemetry::init_with(&loaded.settings.log.filter, loaded.settings.log.format);
             runtime.block_on(migrate(loaded))
         }
         // Operator commands print their results on stdout: no log lines there.

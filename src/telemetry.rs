@@ -15,19 +15,111 @@ use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, HttpResponse, ResponseError};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::{JsonFields, Writer};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
+
+pub use crate::settings::LogFormat;
 
 use crate::net::TrustedProxies;
 
-/// Installs the subscriber; `RUST_LOG` overrides `log.filter`.
+/// Installs the text subscriber; `RUST_LOG` overrides `log.filter`.
 pub fn init(filter: &str) {
+    init_with(filter, LogFormat::Text);
+}
+
+/// Installs the subscriber in `log.format`; `RUST_LOG` overrides `log.filter`.
+pub fn init_with(filter: &str, format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .try_init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_target(false)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .try_init(),
+        LogFormat::Json => builder
+            .fmt_fields(JsonFields::new())
+            .event_format(JsonLines)
+            .try_init(),
+    };
+}
+
+/// `log.format = json`: one flat JSON object a line, `time`, `level`, `target`, `message`,
+/// then the fields of the enclosing spans (`request_id`) and of the event (`route`, `status`,
+/// `latency_us`, `client_ip`, `user_id`, ...). Only what the code logs goes in: the request
+/// line never carries a query string, cookie or header.
+struct JsonLines;
+
+impl<S, N> FormatEvent<S, N> for JsonLines
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> fmt::Result {
+        let mut line = serde_json::Map::new();
+        let time = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        line.insert("time".into(), time.into());
+        line.insert("level".into(), event.metadata().level().as_str().into());
+        line.insert("target".into(), event.metadata().target().into());
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                let extensions = span.extensions();
+                // With `JsonFields`, a span's recorded fields are a JSON object's text.
+                if let Some(fields) = extensions.get::<FormattedFields<N>>()
+                    && let Ok(serde_json::Value::Object(map)) =
+                        serde_json::from_str::<serde_json::Value>(fields.as_str())
+                {
+                    line.extend(map);
+                }
+            }
+        }
+        // Every line has a message, even from crates whose events carry only fields (sqlx).
+        line.insert("message".into(), "".into());
+        event.record(&mut JsonVisitor(&mut line));
+        writeln!(writer, "{}", serde_json::Value::Object(line))
+    }
+}
+
+/// Copies an event's fields into the JSON line, keeping numbers and booleans typed.
+struct JsonVisitor<'a>(&'a mut serde_json::Map<String, serde_json::Value>);
+
+impl tracing::field::Visit for JsonVisitor<'_> {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    /// `?text` and `%Escaped(..)` values arrive quoted for text lines; JSON escapes on its own,
+    /// so a quoted value without escapes loses its quotes, one with escapes keeps them visible.
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+        let text = format!("{value:?}");
+        let plain = text
+            .strip_prefix('"')
+            .and_then(|t| t.strip_suffix('"'))
+            .filter(|t| !t.contains('\\') && !t.contains('"'))
+            .map(str::to_owned);
+        self.0
+            .insert(field.name().into(), plain.unwrap_or(text).into());
+    }
 }
 
 /// The one escaping wrapper for untrusted values in log lines (the auth crate's).
@@ -37,8 +129,9 @@ pub use rolegate_auth::Escaped;
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
-/// Logs method, path, status, latency, client IP and request id once the response is ready.
-/// The path is escaped ([`Escaped`]): it is the caller's text.
+/// Logs method, path, route pattern, status, latency, client IP, request id and the signed-in
+/// user's `sub` once the response is ready. The path is escaped ([`Escaped`]): it is the
+/// caller's text.
 pub async fn log_requests(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -48,6 +141,7 @@ pub async fn log_requests(
     req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().clone();
     let path = req.path().to_owned();
+    let route = crate::metrics::route_label(req.request());
     let client_ip = req
         .app_data::<TrustedProxies>()
         .and_then(|p| p.client_ip(req.request()))
@@ -65,7 +159,8 @@ pub async fn log_requests(
     match result {
         Ok(mut response) => {
             let status = response.status().as_u16();
-            tracing::info!(%method, %path, status, latency_us, %client_ip, "request");
+            let user_id = user_id(response.request());
+            tracing::info!(%method, %path, %route, status, latency_us, %client_ip, %user_id, "request");
             if let Some(value) = request_id {
                 response
                     .headers_mut()
@@ -75,14 +170,24 @@ pub async fn log_requests(
         }
         Err(err) => {
             let status = err.as_response_error().status_code().as_u16();
+            // An `Err` carries no request, so no resolved user either.
+            let user_id = "";
             let error = Escaped(&err);
-            tracing::warn!(%method, %path, status, latency_us, %client_ip, %error, "request failed");
+            tracing::warn!(%method, %path, %route, status, latency_us, %client_ip, %user_id, %error, "request failed");
             let headers = request_id
                 .map(|v| vec![(HeaderName::from_static("x-request-id"), v)])
                 .unwrap_or_default();
             Err(WithHeaders::wrap(err, Rc::new(headers)))
         }
     }
+}
+
+/// The `sub` of the caller a guard or extractor resolved on this request (an id, not a
+/// secret), escaped; empty when anonymous or never resolved.
+fn user_id(req: &actix_web::HttpRequest) -> String {
+    rolegate_auth::resolved_user(req)
+        .map(|u| Escaped(u.sub.as_str()).to_string())
+        .unwrap_or_default()
 }
 
 /// Content-Security-Policy: no inline script or style, no framing, forms post only here.

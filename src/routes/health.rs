@@ -26,7 +26,13 @@ pub struct Health {
 
 impl Health {
     /// Probes the database and the session store every `every`, logging each change.
-    pub fn spawn(pool: Pool, sessions: Sessions, every: Duration) -> Arc<Health> {
+    /// A failed probe also counts as a database or session store error in `metrics`.
+    pub fn spawn(
+        pool: Pool,
+        sessions: Sessions,
+        every: Duration,
+        metrics: Option<crate::metrics::Metrics>,
+    ) -> Arc<Health> {
         let health = Arc::new(Health {
             database: AtomicBool::new(true),
             sessions: AtomicBool::new(true),
@@ -45,6 +51,14 @@ impl Health {
                 let store = tokio::time::timeout(probe, sessions.ping())
                     .await
                     .unwrap_or(false);
+                if let Some(m) = &metrics {
+                    if !db {
+                        m.database_error();
+                    }
+                    if !store {
+                        m.session_store_error();
+                    }
+                }
                 for (name, flag, up) in [
                     ("database", &watched.database, db),
                     (watched.session_store, &watched.sessions, store),

@@ -28,6 +28,7 @@ type State = HashMap<String, String>;
 pub const UNAVAILABLE: &str = "session store unavailable";
 
 fn unavailable(what: &str, e: impl std::fmt::Display) -> anyhow::Error {
+    crate::metrics::count_session_store_error();
     anyhow::anyhow!("{UNAVAILABLE}: {what}: {e}")
 }
 
@@ -111,12 +112,14 @@ pub struct StoreError(String);
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
+        crate::metrics::count_session_store_error();
         StoreError(format!("the database: {e}"))
     }
 }
 
 impl From<::redis::RedisError> for StoreError {
     fn from(e: ::redis::RedisError) -> Self {
+        crate::metrics::count_session_store_error();
         StoreError(format!("Redis: {e}"))
     }
 }

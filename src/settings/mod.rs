@@ -91,6 +91,7 @@ pub struct Settings {
     pub session: SessionSettings,
     pub audit: AuditSettings,
     pub log: LogSettings,
+    pub metrics: MetricsSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -179,6 +180,27 @@ pub struct AuditSettings {
 #[derive(Debug, Clone)]
 pub struct LogSettings {
     pub filter: String,
+    /// `log.format`: `text` for people, `json` for a log pipeline.
+    pub format: LogFormat,
+}
+
+/// How log lines are written (`log.format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// One human-readable line per event (the default).
+    #[default]
+    Text,
+    /// One JSON object per line: time, level, message and the event's fields.
+    Json,
+}
+
+/// `metrics.*`: the Prometheus endpoint.
+#[derive(Debug, Clone)]
+pub struct MetricsSettings {
+    /// Serve `GET /metrics` at all.
+    pub enabled: bool,
+    /// Serve it on this port only (not on `server.port`); 0 = on the main port.
+    pub port: u16,
 }
 
 impl Settings {

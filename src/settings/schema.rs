@@ -139,6 +139,26 @@ pub(super) fn read(r: &mut Reader<'_>, env: AppEnv) -> Settings {
         },
     );
 
+    let format_text = r.string("log.format", "text").to_ascii_lowercase();
+    let format = match format_text.as_str() {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => {
+            r.problem(
+                "log.format",
+                format!("{other:?} must be \"text\" (lines for people) or \"json\" (one JSON object a line)"),
+            );
+            LogFormat::Text
+        }
+    };
+
+    let metrics_enabled = r.get("metrics.enabled", true, "true or false");
+    let metrics_port = r.get::<u16>(
+        "metrics.port",
+        0,
+        "a port number (1-65535), or 0 to serve /metrics on server.port",
+    );
+
     Settings {
         env,
         server: ServerSettings {
@@ -189,7 +209,11 @@ pub(super) fn read(r: &mut Reader<'_>, env: AppEnv) -> Settings {
             absolute_timeout_minutes,
         },
         audit: AuditSettings { retention_days },
-        log: LogSettings { filter },
+        log: LogSettings { filter, format },
+        metrics: MetricsSettings {
+            enabled: metrics_enabled,
+            port: metrics_port,
+        },
     }
 }
 

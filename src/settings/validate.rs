@@ -145,6 +145,7 @@ pub(super) fn validate(s: &Settings, problems: &mut Vec<Problem>) {
         transport(s, &mut add);
     }
     bounds(s, &mut add);
+    metrics(s, &mut add);
 
     if s.session.store == StoreKind::Redis
         && !(s.session.redis_url.starts_with("redis://")
@@ -223,6 +224,19 @@ fn bounds(s: &Settings, add: &mut impl FnMut(&str, String)) {
             "audit.retention_days",
             format!(
                 "must be between 1 and {MAX_RETENTION_DAYS} days (10 years), or 0 to keep rows forever"
+            ),
+        );
+    }
+}
+
+/// A separate metrics listener must not be the main one.
+fn metrics(s: &Settings, add: &mut impl FnMut(&str, String)) {
+    if s.metrics.enabled && s.metrics.port != 0 && s.metrics.port == s.server.port {
+        add(
+            "metrics.port",
+            format!(
+                "is {} like server.port; choose another port for /metrics, or 0 to serve it on server.port",
+                s.metrics.port
             ),
         );
     }

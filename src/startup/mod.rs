@@ -22,6 +22,8 @@ pub struct Application {
     server: Server,
     /// What to finish after the server stops (none for the configuration page).
     drain: Option<Drain>,
+    /// `/metrics` on `metrics.port`, when set; stopped once the main server has stopped.
+    metrics: Option<Server>,
 }
 
 /// What a graceful shutdown finishes once the last in-flight request is done.
@@ -65,9 +67,9 @@ impl Application {
             })?;
         let port = listener.local_addr()?.port();
         let templates = Templates::load("templates")?;
-        let (server, drain) = if problems.is_empty() {
+        let (server, drain, metrics) = if problems.is_empty() {
             let wired = wiring::server(settings, listener, templates).await?;
-            (wired.server, Some(wired.drain))
+            (wired.server, Some(wired.drain), wired.metrics)
         } else if settings.is_development() {
             tracing::warn!(
                 count = problems.len(),
@@ -76,7 +78,11 @@ impl Application {
             for p in &problems {
                 tracing::warn!("{p}");
             }
-            (misconfigured::server(problems, listener, templates)?, None)
+            (
+                misconfigured::server(problems, listener, templates)?,
+                None,
+                None,
+            )
         } else {
             anyhow::bail!("invalid settings:\n{}", list(&problems));
         };
@@ -84,6 +90,7 @@ impl Application {
             port,
             server,
             drain,
+            metrics,
         })
     }
 
@@ -127,7 +134,15 @@ impl Application {
     /// Runs until stopped, then finishes the shutdown: audit rows flushed, database closed.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let started = Instant::now();
+        let metrics = self.metrics.map(|server| {
+            let handle = server.handle();
+            tokio::spawn(server);
+            handle
+        });
         let result = self.server.await;
+        if let Some(metrics) = metrics {
+            metrics.stop(true).await;
+        }
         if let Some(drain) = self.drain {
             tracing::info!(
                 uptime_secs = started.elapsed().as_secs(),

@@ -15,6 +15,7 @@ use rolegate_auth::{Auth, is_loopback_host};
 use url::Url;
 
 use crate::audit::{Audit, AuditEvents};
+use crate::metrics::{MeteredEvents, Metrics};
 use crate::net::TrustedProxies;
 use crate::rate_limit::{AuthRoutesLimit, limit_auth_routes};
 use crate::routes::health::Health;
@@ -99,6 +100,30 @@ async fn session_store(settings: &Settings, pool: &crate::db::Pool) -> anyhow::R
 pub struct Wired {
     pub server: Server,
     pub drain: super::Drain,
+    /// `/metrics` on its own listener (`metrics.port`), stopped after the main server.
+    pub metrics: Option<Server>,
+}
+
+/// `/metrics` alone on `metrics.port` (nothing else is served there).
+fn metrics_server(
+    settings: &Settings,
+    metrics: web::Data<Metrics>,
+    sessions: web::Data<Sessions>,
+) -> anyhow::Result<Server> {
+    let (host, port) = (settings.server.host.as_str(), settings.metrics.port);
+    let listener = TcpListener::bind((host, port))
+        .with_context(|| format!("cannot listen for /metrics on {host}:{port} (metrics.port)"))?;
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(metrics.clone())
+            .app_data(sessions.clone())
+            .configure(crate::metrics::configure)
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .listen(listener)?
+    .run())
 }
 
 pub async fn server(
@@ -111,10 +136,12 @@ pub async fn server(
         .await
         .context("database migrations failed")?;
     let store = session_store(&settings, &pool).await?;
+    let metrics = web::Data::new(Metrics::new().context("metrics registry")?);
     let health = web::Data::new(Health::spawn(
         pool.clone(),
         store.clone(),
         Duration::from_secs(2),
+        Some(metrics.get_ref().clone()),
     ));
     let sessions_data = web::Data::new(store.clone());
     let key = super::keys::session_key(&settings)?;
@@ -145,7 +172,10 @@ pub async fn server(
     let auth = Auth::new(
         config,
         TeraPages(templates.clone()),
-        AuditEvents(audit.get_ref().clone()),
+        MeteredEvents {
+            metrics: metrics.get_ref().clone(),
+            inner: AuditEvents(audit.get_ref().clone()),
+        },
     )?;
     {
         let auth = auth.clone();
@@ -173,6 +203,16 @@ pub async fn server(
     };
     let pool = web::Data::new(pool);
     let templates = web::Data::new(templates);
+    let metrics_on_main = settings.metrics.enabled && settings.metrics.port == 0;
+    let metrics_apart = if settings.metrics.enabled && settings.metrics.port != 0 {
+        Some(metrics_server(
+            &settings,
+            metrics.clone(),
+            sessions_data.clone(),
+        )?)
+    } else {
+        None
+    };
 
     let server = HttpServer::new(move || {
         let sessions = SessionMiddleware::builder(store.clone(), key.clone())
@@ -192,6 +232,7 @@ pub async fn server(
         // route rules run after the session is loaded and before any handler. The auth-route
         // rate limit is the outermost layer of the scope: a refused request loads no session.
         App::new()
+            .wrap(from_fn(crate::metrics::record_requests))
             .wrap(security_headers(https))
             .wrap(from_fn(log_requests))
             .app_data(auth.clone())
@@ -202,8 +243,15 @@ pub async fn server(
             .app_data(health.clone())
             .app_data(sessions_data.clone())
             .app_data(limit.clone())
+            .app_data(metrics.clone())
             .configure(crate::error::extractor_configs)
             .configure(crate::routes::health::configure)
+            // Outside the session and rate-limit layers: a scrape never touches either.
+            .configure(|cfg| {
+                if metrics_on_main {
+                    crate::metrics::configure(cfg);
+                }
+            })
             .service(crate::routes::static_files())
             .service(
                 web::scope("")
@@ -222,5 +270,9 @@ pub async fn server(
     .shutdown_timeout(settings.server.shutdown_timeout_secs)
     .listen(listener)?
     .run();
-    Ok(Wired { server, drain })
+    Ok(Wired {
+        server,
+        drain,
+        metrics: metrics_apart,
+    })
 }
