@@ -290,3 +290,41 @@ export async function signIn(stack, page, user, { next, shotPrefix = user } = {}
   await shot(page, `${shotPrefix}-04-after-callback`);
   return response;
 }
+
+// ---------------------------------------------------------------- accessibility + README pictures
+
+export const DOCS_SHOTS_DIR = join(REPO_ROOT, 'docs', 'screenshots');
+
+/**
+ * With ROLEGATE_SCREENSHOTS=1 (what dev/screenshots sets), saves what `page` shows as
+ * docs/screenshots/<name>.png for the README: the viewport only, so each picture stays small.
+ */
+export async function docShot(page, name) {
+  if (process.env.ROLEGATE_SCREENSHOTS !== '1') return;
+  mkdirSync(DOCS_SHOTS_DIR, { recursive: true });
+  await page.screenshot({ path: join(DOCS_SHOTS_DIR, `${name}.png`) });
+}
+
+/**
+ * Starts rolegate with settings that do not validate (`extraEnv` breaks them): in Development it
+ * serves the "Almost there" page. Resolves once GET /healthz answers 503 (misconfigured).
+ */
+export async function startMisconfiguredRolegate({ bin, port, idpUrl, workDir, logFile, extraEnv, timeoutMs = 60000 }) {
+  const proc = startProcess('rolegate (misconfigured)', bin, ['serve'], {
+    env: rolegateEnv({ port, idpUrl, workDir, extraEnv }), logFile,
+  });
+  const base = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + timeoutMs;
+  let exited = false;
+  proc.exited.then(() => { exited = true; });
+  while (Date.now() < deadline && !exited) {
+    try {
+      const res = await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(2000) });
+      await res.arrayBuffer();
+      if (res.status === 503) return { url: base, proc };
+    } catch { /* not listening yet */ }
+    await sleepRef(150);
+  }
+  await stopProcess(proc);
+  throw new Error(`misconfigured rolegate did not answer 503 at ${base}/healthz (${exited ? 'exited' : 'timeout'}); log ${logFile}:\n${tail(logFile)}`);
+}

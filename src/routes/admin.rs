@@ -147,7 +147,12 @@ async fn admin(
         "filter",
         &serde_json::json!({"event": q.event, "user": q.user, "from": q.from, "to": q.to}),
     );
-    ctx.insert("chart_svg", &chart::hourly_svg(&hourly, now));
+    let chart_table = chart::hourly_table(&hourly, now);
+    ctx.insert(
+        "chart_svg",
+        &chart::hourly_svg(&hourly, now, &chart_table.summary),
+    );
+    ctx.insert("chart_table", &chart_table);
     ctx.insert("csrf_token", &csrf::token(&session));
     Ok(templates.page(StatusCode::OK, "admin.html", &ctx))
 }
