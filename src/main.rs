@@ -92,6 +92,7 @@ fn check_config(loaded: &Loaded) -> ExitCode {
             e.key, e.value, e.origin
         );
     }
+    print_authority(&loaded.settings);
     if let Ok(config) = settings::auth_config(&loaded.settings) {
         println!(
             "\nrole hierarchy (each implies those after it): {}",
@@ -111,6 +112,9 @@ fn check_config(loaded: &Loaded) -> ExitCode {
     for notice in settings::deprecations(&loaded.settings) {
         println!("\nwarning: {notice}");
     }
+    for notice in settings::warnings(&loaded.settings) {
+        println!("\nwarning: {notice}");
+    }
     if loaded.problems.is_empty() {
         println!("\nno problems found");
         ExitCode::SUCCESS
@@ -121,4 +125,30 @@ fn check_config(loaded: &Loaded) -> ExitCode {
         }
         ExitCode::FAILURE
     }
+}
+
+/// The authority rolegate discovers, where it came from, the issuer it expects before
+/// discovery, and the tenants it lets in.
+fn print_authority(s: &settings::Settings) {
+    let Some(authority) = &s.auth.authority else {
+        return;
+    };
+    let from = if s.auth.authority_derived {
+        "auth.instance + auth.tenant_id"
+    } else {
+        "auth.authority"
+    };
+    println!("\nauthority: {authority} (from {from})");
+    let issuer = rolegate_auth::expected_issuer(authority);
+    if issuer.contains("{tenantid}") {
+        println!("issuer expected: {issuer} (multi-tenant: {{tenantid}} is each token's tid)");
+    } else {
+        println!("issuer expected: {issuer}");
+    }
+    let tenants = if s.auth.allowed_tenants.is_empty() {
+        "the authority's own tenant (auth.allowed_tenants unset)".to_owned()
+    } else {
+        s.auth.allowed_tenants.join(", ")
+    };
+    println!("tenants allowed: {tenants}");
 }

@@ -22,7 +22,8 @@ use ipnet::IpNet;
 use rolegate_auth::RuleSpec;
 use url::Url;
 
-pub use validate::{auth_config, deprecations};
+pub use schema::DEFAULT_INSTANCE;
+pub use validate::{auth_config, deprecations, warnings};
 
 /// Bytes of the session cookie key (actix requires at least 64).
 pub const SESSION_KEY_LEN: usize = 64;
@@ -113,7 +114,14 @@ pub struct ServerSettings {
 
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
+    /// The effective authority: `auth.authority`, else `{auth.instance}{auth.tenant_id}/v2.0`.
     pub authority: Option<Url>,
+    /// `auth.instance`: the cloud's sign-in origin (default the public cloud).
+    pub instance: String,
+    /// `auth.tenant_id`: with `instance`, gives the authority when `auth.authority` is unset.
+    pub tenant_id: String,
+    /// Whether `authority` came from `instance` + `tenant_id`.
+    pub authority_derived: bool,
     pub client_id: String,
     pub client_secret: String,
     /// Prefix of the sign-in, callback and sign-out routes (empty = at the root).

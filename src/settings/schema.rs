@@ -45,7 +45,13 @@ pub(super) fn read(r: &mut Reader<'_>, env: AppEnv) -> Settings {
     let shutdown_timeout_secs = r.get("server.shutdown_timeout_secs", 30u64, "a number of seconds");
 
     let authority_text = r.string("auth.authority", "");
-    let authority = parse_url(r, "auth.authority", &authority_text);
+    let instance = r.string("auth.instance", DEFAULT_INSTANCE);
+    let tenant_id = r.string("auth.tenant_id", "");
+    let authority = if authority_text.is_empty() {
+        derived_authority(r, &instance, &tenant_id)
+    } else {
+        parse_url(r, "auth.authority", &authority_text)
+    };
     let client_id = r.string("auth.client_id", "");
     let client_secret = r.get::<String>("auth.client_secret", String::new(), "text");
     let base_path = r.string("auth.base_path", "");
@@ -171,7 +177,10 @@ pub(super) fn read(r: &mut Reader<'_>, env: AppEnv) -> Settings {
             shutdown_timeout_secs,
         },
         auth: AuthSettings {
+            authority_derived: authority_text.is_empty() && authority.is_some(),
             authority,
+            instance,
+            tenant_id,
             client_id,
             client_secret,
             base_path,
@@ -229,6 +238,60 @@ fn parse_url(r: &mut Reader<'_>, key: &str, text: &str) -> Option<Url> {
             None
         }
     }
+}
+
+/// Entra's public cloud, the default `auth.instance` (Microsoft.Identity.Web's `Instance`).
+pub const DEFAULT_INSTANCE: &str = "https://login.microsoftonline.com/";
+
+/// `{instance}{tenant_id}/v2.0`, the authority Microsoft's libraries build from `Instance` and
+/// `TenantId`; with neither `auth.authority` nor `auth.tenant_id` set, one problem names both.
+fn derived_authority(r: &mut Reader<'_>, instance: &str, tenant_id: &str) -> Option<Url> {
+    if tenant_id.is_empty() {
+        r.problem(
+            "auth.authority",
+            "is missing, and so is auth.tenant_id: set auth.tenant_id to your Directory (tenant) ID \
+             (the authority becomes auth.instance + tenant id + /v2.0, auth.instance defaulting to \
+             https://login.microsoftonline.com/), or set auth.authority to your OpenID issuer, \
+             e.g. https://login.microsoftonline.com/<tenant-id>/v2.0",
+        );
+        return None;
+    }
+    let mut ok = true;
+    if tenant_id.contains(['/', '?', '#', '\\', '{', '}'])
+        || tenant_id.contains(char::is_whitespace)
+    {
+        r.problem(
+            "auth.tenant_id",
+            format!(
+                "{tenant_id:?} must be a tenant id (GUID), a domain such as contoso.onmicrosoft.com, \
+                 or organizations / common, without slashes"
+            ),
+        );
+        ok = false;
+    }
+    let instance_url = match Url::parse(instance) {
+        Ok(u)
+            if u.host().is_some()
+                && rolegate_auth::is_secure_or_loopback(&u)
+                && u.query().is_none()
+                && u.fragment().is_none() =>
+        {
+            Some(u)
+        }
+        _ => {
+            r.problem(
+                "auth.instance",
+                format!(
+                    "{instance:?} must be an https URL such as {DEFAULT_INSTANCE} (plain http only \
+                     on localhost), with no query or fragment"
+                ),
+            );
+            None
+        }
+    };
+    let instance_url = instance_url.filter(|_| ok)?;
+    let base = instance_url.as_str().trim_end_matches('/');
+    Url::parse(&format!("{base}/{tenant_id}/v2.0")).ok()
 }
 
 fn fallback_url(host: &str, port: u16) -> Url {

@@ -77,6 +77,29 @@ pub fn deprecations(s: &Settings) -> Vec<String> {
     out
 }
 
+/// Settings that work but let more in than most deployments want, or that are ignored, one
+/// sentence each (check-config and the start-up log show them beside the deprecations).
+pub fn warnings(s: &Settings) -> Vec<String> {
+    let mut out = Vec::new();
+    let tenants: Vec<&str> = s.auth.allowed_tenants.iter().map(|t| t.trim()).collect();
+    if tenants == [rolegate_auth::ANY_TENANT] {
+        out.push(
+            "auth.allowed_tenants is [\"*\"]: every Entra tenant may sign in, and an admin of any \
+             tenant can give themselves this app's roles there; list your tenant ids instead \
+             unless this is a public multi-tenant app"
+                .to_owned(),
+        );
+    }
+    if !s.auth.authority_derived && !s.auth.tenant_id.is_empty() {
+        out.push(format!(
+            "auth.authority is set, so auth.tenant_id ({:?}) and auth.instance are ignored; \
+             remove one or the other",
+            s.auth.tenant_id
+        ));
+    }
+    out
+}
+
 /// A settings value in minutes; saturating, so a huge value is refused by the builder's bound
 /// instead of overflowing.
 fn minutes(m: u64) -> Duration {
@@ -171,8 +194,15 @@ pub(super) fn validate(s: &Settings, problems: &mut Vec<Problem>) {
         }
     }
 
+    // A bad auth.instance or auth.tenant_id already says why there is no authority.
+    let derivation_failed = problems
+        .iter()
+        .any(|q| q.key == "auth.instance" || q.key == "auth.tenant_id");
     if let Err(auth_problems) = auth_config(s) {
         for p in auth_problems {
+            if derivation_failed && p.key == "auth.authority" {
+                continue;
+            }
             if !problems.iter().any(|q| q.key == p.key) {
                 found.push(p);
             }

@@ -152,6 +152,9 @@ pub async fn server(
     for notice in crate::settings::deprecations(&settings) {
         tracing::warn!("{notice}");
     }
+    for notice in crate::settings::warnings(&settings) {
+        tracing::warn!("{notice}");
+    }
     let limit = AuthRoutesLimit::new(
         settings.server.rate_limit_per_minute,
         [

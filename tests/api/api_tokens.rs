@@ -15,7 +15,7 @@ const NO_SCOPE_OR_ROLES: &str = "Bearer error=\"invalid_token\", error_descripti
 const MISSING_SCOPE: &str = "Bearer error=\"insufficient_scope\", error_description=\"the token's scopes (scp) include none of this API's scopes: access_as_user (auth.api_scopes)\"";
 const WRONG_AUDIENCE: &str = "Bearer error=\"invalid_token\", error_description=\"the token's audience (aud) is not this API (auth.api_audiences)\"";
 const WRONG_ISSUER: &str = "Bearer error=\"invalid_token\", error_description=\"the token's issuer is not the configured authority or its tenant (auth.authority)\"";
-const FOREIGN_TENANT: &str = "Bearer error=\"invalid_token\", error_description=\"the token's tenant (tid) is not allowed (auth.allowed_tenants)\"";
+const FOREIGN_TENANT: &str = "Bearer error=\"invalid_token\", error_description=\"the token's tenant (tid) f4b71c2e-9d3a-4b6f-8e1c-7a2b3c4d5e6f is not allowed (auth.allowed_tenants)\"";
 
 /// rolegate on the home tenant's Entra-shaped authority `/{TENANT}/v2.0`.
 async fn tenant_app(tweak: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {

@@ -26,6 +26,7 @@ mod scale_out;
 mod settings;
 mod settings_props;
 mod shutdown;
+mod tenants;
 
 /// Every audit event rolegate writes.
 pub const EVENTS: [&str; 7] = rolegate::db::audit::EVENTS;

@@ -473,7 +473,10 @@ fn list_settings_accept_a_json_array_in_the_environment() {
                 "APP__AUTH__SCOPES",
                 r#" ["openid", "profile", "api://x/.default"] "#,
             ),
-            ("APP__AUTH__ALLOWED_TENANTS", r#"["tenant-1","tenant-2"]"#),
+            (
+                "APP__AUTH__ALLOWED_TENANTS",
+                r#"["11111111-2222-3333-4444-555555555555","aaaaaaaa-2222-3333-4444-555555555555"]"#,
+            ),
             (
                 "APP__AUTHORIZATION__ROLES",
                 r#"["DemoApp.Read","DemoApp.Write","DemoApp.Admin"]"#,
@@ -489,7 +492,13 @@ fn list_settings_accept_a_json_array_in_the_environment() {
         .collect();
     assert_eq!(nets, ["10.0.0.0/8", "fd00::/8"]);
     assert_eq!(s.auth.scopes, ["openid", "profile", "api://x/.default"]);
-    assert_eq!(s.auth.allowed_tenants, ["tenant-1", "tenant-2"]);
+    assert_eq!(
+        s.auth.allowed_tenants,
+        [
+            "11111111-2222-3333-4444-555555555555",
+            "aaaaaaaa-2222-3333-4444-555555555555"
+        ]
+    );
     assert_eq!(
         s.authorization.roles,
         ["DemoApp.Read", "DemoApp.Write", "DemoApp.Admin"]
@@ -546,7 +555,10 @@ fn list_settings_accept_indexed_keys_in_index_order() {
             ("APP__SERVER__TRUSTED_PROXIES__2", "172.16.0.0/12"),
             ("APP__AUTH__SCOPES__0", "openid"),
             ("APP__AUTH__SCOPES__1", "profile"),
-            ("APP__AUTH__ALLOWED_TENANTS__0", "tenant-1"),
+            (
+                "APP__AUTH__ALLOWED_TENANTS__0",
+                "11111111-2222-3333-4444-555555555555",
+            ),
             ("APP__AUTHORIZATION__ROLES__0", "DemoApp.Read"),
             ("APP__AUTHORIZATION__ROLES__1", "DemoApp.Write"),
             ("APP__AUTHORIZATION__ROLES__2", "DemoApp.Admin"),
@@ -564,7 +576,10 @@ fn list_settings_accept_indexed_keys_in_index_order() {
         ["10.0.0.0/8", "fd00::/8", "172.16.0.0/12", "192.168.0.0/16"]
     );
     assert_eq!(s.auth.scopes, ["openid", "profile"]);
-    assert_eq!(s.auth.allowed_tenants, ["tenant-1"]);
+    assert_eq!(
+        s.auth.allowed_tenants,
+        ["11111111-2222-3333-4444-555555555555"]
+    );
     assert_eq!(
         s.authorization.roles,
         ["DemoApp.Read", "DemoApp.Write", "DemoApp.Admin"]

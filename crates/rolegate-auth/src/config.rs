@@ -9,6 +9,7 @@ use url::Url;
 use crate::metadata::{is_loopback_host, is_secure_or_loopback};
 use crate::roles::{RoleHierarchy, RoleSource};
 use crate::rules::{Access, RuleSet, RuleSpec};
+use crate::tenant::{self, TenantPolicy};
 
 /// Sign-in and authorization configuration. Every absolute URL here is derived from the
 /// configured public URL, never from request headers (which any client can forge).
@@ -23,7 +24,7 @@ pub struct AuthConfig {
     pub(crate) post_logout_redirect_url: Url,
     pub(crate) scopes: Vec<String>,
     pub(crate) prompt: Option<String>,
-    pub(crate) allowed_tenants: Vec<String>,
+    pub(crate) allowed_tenants: TenantPolicy,
     pub(crate) api_audiences: Vec<String>,
     pub(crate) api_scopes: Vec<String>,
     pub(crate) api_prefix: String,
@@ -111,6 +112,16 @@ impl AuthConfig {
     /// The scopes of which a delegated Bearer token must hold one.
     pub fn api_scopes(&self) -> &[String] {
         &self.api_scopes
+    }
+
+    /// Which tenants may sign in, in words (for check-config and logs).
+    pub fn describe_tenants(&self) -> String {
+        self.allowed_tenants.describe()
+    }
+
+    /// Whether `allowed_tenants` is `["*"]`: every Entra tenant may sign in.
+    pub fn allows_every_tenant(&self) -> bool {
+        self.allowed_tenants == TenantPolicy::Any
     }
 }
 
@@ -258,7 +269,9 @@ impl AuthConfigBuilder {
         self
     }
 
-    /// Tenants accepted under a multi-tenant (`{tenantid}`) issuer; empty = any.
+    /// Tenant ids (GUIDs, any case) whose tokens are accepted, or `["*"]` for every tenant.
+    /// Empty (the default) is only valid for a single-tenant authority: a multi-tenant one
+    /// (`/organizations`, `/common`, a `{tenantid}` issuer) needs a list or `*`.
     pub fn allowed_tenants<S: Into<String>>(mut self, t: impl IntoIterator<Item = S>) -> Self {
         self.allowed_tenants = t.into_iter().map(Into::into).collect();
         self
@@ -538,6 +551,25 @@ impl AuthConfigBuilder {
             }
         }
 
+        let allowed_tenants = TenantPolicy::parse(&self.allowed_tenants).unwrap_or_else(|errors| {
+            for e in errors {
+                problem("allowed_tenants", e);
+            }
+            TenantPolicy::Unset
+        });
+        if let Some(a) = &authority
+            && tenant::is_multi_tenant_authority(a)
+            && allowed_tenants == TenantPolicy::Unset
+            && !self.allowed_tenants.iter().any(|t| !t.trim().is_empty())
+        {
+            problem(
+                "allowed_tenants",
+                format!(
+                    "is empty, and the authority {a} is multi-tenant: every Entra tenant could sign in, and a foreign tenant's admin can give themselves any app role. List the tenant ids (GUIDs) allowed to sign in, e.g. [\"<your tenant id>\"], or [\"*\"] to let every tenant in on purpose"
+                ),
+            );
+        }
+
         let roles = RoleHierarchy::new(self.roles.clone()).unwrap_or_else(|errors| {
             for e in errors {
                 problem("roles", e);
@@ -612,7 +644,7 @@ impl AuthConfigBuilder {
             post_logout_redirect_url,
             scopes: self.scopes,
             prompt: self.prompt,
-            allowed_tenants: self.allowed_tenants,
+            allowed_tenants,
             api_prefix: self.api_prefix,
             jwks_refresh_cooldown: self.jwks_refresh_cooldown,
             discovery_retry: self.discovery_retry,
@@ -818,6 +850,41 @@ mod tests {
         assert_eq!(
             fields(base().api_scopes(["api://client/access_as_user read"])),
             ["api_scopes"]
+        );
+    }
+
+    #[test]
+    fn a_multi_tenant_authority_needs_allowed_tenants() {
+        let home = "5b0f3a1e-7c2d-4e8f-9a6b-1d2c3e4f5a60";
+        for authority in [
+            "https://login.microsoftonline.com/organizations/v2.0",
+            "https://login.microsoftonline.com/common/v2.0",
+        ] {
+            let b =
+                AuthConfig::builder(authority, "client", "https://app.example").client_secret("s");
+            let err = b.clone().build().unwrap_err();
+            assert_eq!(err.problems.len(), 1, "{err}");
+            assert_eq!(err.problems[0].field, "allowed_tenants");
+            assert!(err.problems[0].message.contains("multi-tenant"), "{err}");
+            let c = b
+                .clone()
+                .allowed_tenants([home.to_uppercase()])
+                .build()
+                .unwrap();
+            assert_eq!(c.describe_tenants(), home);
+            assert!(!c.allows_every_tenant());
+            assert!(
+                b.allowed_tenants(["*"])
+                    .build()
+                    .unwrap()
+                    .allows_every_tenant()
+            );
+        }
+        // A single-tenant authority needs none; junk is refused wherever it is set.
+        assert!(fields(base()).is_empty());
+        assert_eq!(
+            fields(base().allowed_tenants(["contoso.onmicrosoft.com"])),
+            ["allowed_tenants"]
         );
     }
 }

@@ -31,8 +31,10 @@ pub enum TokenError {
     InvalidClaims(String),
     #[error("the token's issuer is not the configured authority")]
     WrongIssuer,
-    #[error("the token's tenant is not allowed")]
-    TenantNotAllowed,
+    /// The token's `tid` (a GUID, lower case; `None` when absent or not a GUID) is not in
+    /// `allowed_tenants`.
+    #[error("the token's tenant {} is not allowed (allowed_tenants)", .0.as_deref().unwrap_or("(none)"))]
+    TenantNotAllowed(Option<String>),
     #[error("the token's audience is not this application")]
     WrongAudience,
     #[error("the token names an audience this application does not trust")]
@@ -68,7 +70,7 @@ impl TokenError {
             TokenError::MissingClaim(_) => "missing_claim",
             TokenError::InvalidClaims(_) => "invalid_claims",
             TokenError::WrongIssuer => "wrong_issuer",
-            TokenError::TenantNotAllowed => "tenant_not_allowed",
+            TokenError::TenantNotAllowed(_) => "tenant_not_allowed",
             TokenError::WrongAudience => "wrong_audience",
             TokenError::UntrustedAudience => "untrusted_audience",
             TokenError::WrongAuthorizedParty => "wrong_azp",
@@ -97,9 +99,13 @@ impl TokenError {
                 "the token's issuer is not the configured authority or its tenant (auth.authority)"
                     .into()
             }
-            TokenError::TenantNotAllowed => {
-                "the token's tenant (tid) is not allowed (auth.allowed_tenants)".into()
-            }
+            // Only a GUID is ever echoed (see tenant.rs), so the header stays a quoted-string.
+            TokenError::TenantNotAllowed(tid) => match tid {
+                Some(tid) => {
+                    format!("the token's tenant (tid) {tid} is not allowed (auth.allowed_tenants)")
+                }
+                None => "the token's tenant (tid) is not allowed (auth.allowed_tenants)".into(),
+            },
             TokenError::WrongAudience | TokenError::UntrustedAudience => {
                 "the token's audience (aud) is not this API (auth.api_audiences)".into()
             }
@@ -117,7 +123,7 @@ impl TokenError {
 }
 
 /// A failed sign-in, sign-out or provider call.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[allow(missing_docs)] // each variant's message is its documentation
 pub enum AuthError {
     #[error("the identity provider returned an error: {code}")]
@@ -161,6 +167,12 @@ pub enum AuthError {
     ProviderUnavailable(String),
     #[error("the session could not be read or written: {0}")]
     Session(String),
+    /// The discovered issuer is multi-tenant (`{tenantid}`) and no tenant policy is set:
+    /// every Entra tenant could sign in, so rolegate refuses the provider.
+    #[error(
+        "the provider's issuer {issuer} lets every Entra tenant sign in, and allowed_tenants is empty: list the tenant ids allowed to sign in, or [\"*\"] to let every tenant in on purpose"
+    )]
+    TenantPolicyMissing { issuer: String },
 }
 
 impl AuthError {
@@ -175,6 +187,8 @@ impl AuthError {
             | AuthError::IssuerMismatch
             | AuthError::CodeRejected(_) => StatusCode::BAD_REQUEST,
             AuthError::InvalidIdToken(TokenError::KeysUnavailable(_)) => StatusCode::BAD_GATEWAY,
+            AuthError::InvalidIdToken(TokenError::TenantNotAllowed(_)) => StatusCode::FORBIDDEN,
+            AuthError::TenantPolicyMissing { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AuthError::InvalidIdToken(_) => StatusCode::BAD_REQUEST,
             AuthError::NoAppRole(_) | AuthError::GroupsOverage => StatusCode::FORBIDDEN,
             AuthError::TokenRejected(_)
@@ -205,6 +219,7 @@ impl AuthError {
             AuthError::GroupsOverage => "groups_overage",
             AuthError::ProviderUnavailable(_) => "provider_unavailable",
             AuthError::Session(_) => "session_error",
+            AuthError::TenantPolicyMissing { .. } => "tenant_policy_missing",
         }
     }
 
@@ -228,14 +243,35 @@ impl AuthError {
             AuthError::InvalidIdToken(TokenError::KeysUnavailable(_)) => {
                 "The identity provider's signing keys are unavailable"
             }
+            AuthError::InvalidIdToken(TokenError::TenantNotAllowed(_)) => {
+                "Your organisation may not sign in to this application"
+            }
             AuthError::InvalidIdToken(_) => "The sign-in could not be verified",
             AuthError::Session(_) => "Your session could not be saved",
+            AuthError::TenantPolicyMissing { .. } => {
+                "Sign-in is not set up for this identity provider's tenants"
+            }
         }
     }
 
     /// What the user can do next; safe to show (no secrets, no raw provider text).
     pub fn advice(&self) -> std::borrow::Cow<'static, str> {
         let text = match self {
+            AuthError::InvalidIdToken(TokenError::TenantNotAllowed(tid)) => {
+                let tenant = tid.as_deref().unwrap_or("(no tenant id)");
+                return format!(
+                    "Your account belongs to the tenant {tenant}, which is not among the tenants \
+                     this application lets in (auth.allowed_tenants). Sign in with an account of \
+                     an allowed organisation, or ask an administrator to add the tenant id to \
+                     auth.allowed_tenants."
+                )
+                .into();
+            }
+            AuthError::TenantPolicyMissing { .. } => {
+                "This application accepts accounts of any organisation, but its administrator has \
+                 not said which organisations may sign in: set auth.allowed_tenants to the tenant \
+                 ids to let in (or [\"*\"] for every tenant)."
+            }
             AuthError::NoAppRole(roles) => {
                 return format!(
                     "Your account signed in, but it has not been assigned a role in this application \

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::error::TokenError;
 use crate::metadata::{Provider, TENANT_PLACEHOLDER};
+use crate::tenant::TenantPolicy;
 
 /// Asymmetric algorithms only: never `none`, never HS* (an HMAC "signed" with the public key).
 const ALLOWED_ALGORITHMS: [Algorithm; 8] = [
@@ -159,7 +160,8 @@ pub(crate) struct Expectations<'a> {
     pub authorized_party: Option<&'a str>,
     /// The nonce stored for this sign-in (ID tokens); `None` for access tokens.
     pub nonce: Option<&'a str>,
-    pub allowed_tenants: &'a [String],
+    /// The tenants a token may come from (`allowed_tenants`).
+    pub allowed_tenants: &'a TenantPolicy,
     pub leeway_secs: u64,
 }
 
@@ -248,11 +250,9 @@ pub(crate) fn check_claims(
     if claims.iss != expected_issuer {
         return Err(TokenError::WrongIssuer);
     }
-    if !expect.allowed_tenants.is_empty()
-        && !tid.is_some_and(|t| expect.allowed_tenants.iter().any(|a| a == t))
-    {
-        return Err(TokenError::TenantNotAllowed);
-    }
+    expect
+        .allowed_tenants
+        .check(claims.tid.as_deref(), discovered_issuer)?;
 
     let leeway = i64::try_from(expect.leeway_secs).unwrap_or(0);
     match claims.iat {
@@ -321,7 +321,7 @@ mod tests {
         .unwrap()
     }
 
-    fn expect<'a>(tenants: &'a [String]) -> Expectations<'a> {
+    fn expect<'a>(tenants: &'a TenantPolicy) -> Expectations<'a> {
         static CLIENT: std::sync::LazyLock<Vec<String>> =
             std::sync::LazyLock::new(|| vec!["client".to_owned()]);
         Expectations {
@@ -350,37 +350,34 @@ mod tests {
     }
 
     #[test]
-    fn entra_tenant_template_uses_tid() {
-        let c = claims();
-        assert!(
-            check_claims(
-                &c,
-                "https://idp.example/{tenantid}/v2.0",
-                &expect(&[]),
-                1_000
-            )
-            .is_ok()
-        );
-        let mut other = c.clone();
-        other.tid = Some("t2".into());
+    fn entra_tenant_template_uses_tid_and_the_tenant_policy() {
+        const HOME: &str = "5b0f3a1e-7c2d-4e8f-9a6b-1d2c3e4f5a60";
+        const OTHER: &str = "f4b71c2e-9d3a-4b6f-8e1c-7a2b3c4d5e6f";
+        let template = "https://idp.example/{tenantid}/v2.0";
+        let mut c = claims();
+        c.tid = Some(HOME.into());
+        c.iss = format!("https://idp.example/{HOME}/v2.0");
+        let any = TenantPolicy::Any;
+        assert!(check_claims(&c, template, &expect(&any), 1_000).is_ok());
+        let mut wrong_iss = c.clone();
+        wrong_iss.tid = Some(OTHER.into());
         assert_eq!(
-            check_claims(
-                &other,
-                "https://idp.example/{tenantid}/v2.0",
-                &expect(&[]),
-                1_000
-            ),
+            check_claims(&wrong_iss, template, &expect(&any), 1_000),
             Err(TokenError::WrongIssuer)
         );
-        let allowed = vec!["t9".to_owned()];
+        let home_only = TenantPolicy::Only(vec![HOME.to_owned()]);
+        assert!(check_claims(&c, template, &expect(&home_only), 1_000).is_ok());
+        let mut foreign = c.clone();
+        foreign.tid = Some(OTHER.into());
+        foreign.iss = format!("https://idp.example/{OTHER}/v2.0");
         assert_eq!(
-            check_claims(
-                &c,
-                "https://idp.example/{tenantid}/v2.0",
-                &expect(&allowed),
-                1_000
-            ),
-            Err(TokenError::TenantNotAllowed)
+            check_claims(&foreign, template, &expect(&home_only), 1_000),
+            Err(TokenError::TenantNotAllowed(Some(OTHER.to_owned())))
+        );
+        // No policy under a template issuer: nobody (discovery refuses such a provider too).
+        assert_eq!(
+            check_claims(&c, template, &expect(&TenantPolicy::Unset), 1_000),
+            Err(TokenError::TenantNotAllowed(Some(HOME.to_owned())))
         );
     }
 
@@ -390,7 +387,12 @@ mod tests {
         c.aud = Audience::Many(vec!["client".into(), "other".into()]);
         c.azp = Some("client".into());
         assert_eq!(
-            check_claims(&c, "https://idp.example/t1/v2.0", &expect(&[]), 1_000),
+            check_claims(
+                &c,
+                "https://idp.example/t1/v2.0",
+                &expect(&TenantPolicy::Unset),
+                1_000
+            ),
             Err(TokenError::UntrustedAudience)
         );
     }

@@ -80,6 +80,7 @@ mod reject;
 mod roles;
 mod rules;
 mod session;
+mod tenant;
 mod token_cache;
 
 #[cfg(test)]
@@ -105,6 +106,7 @@ pub use reject::{ErrorBody, json_error, wants_json};
 pub use roles::{Admin, Read, Role, RoleHierarchy, RoleSource, Write};
 pub use rules::{Access, RuleProblem, RuleSet, RuleSpec};
 pub use session::{SESSION_SEEN_KEY, SESSION_USER_KEY, User, resolved_user};
+pub use tenant::{ANY_TENANT, expected_issuer};
 
 use metadata::{Provider, ProviderHandle};
 

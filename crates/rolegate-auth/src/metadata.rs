@@ -311,7 +311,7 @@ impl Provider {
 /// Lazily discovered provider, shared by all workers.
 pub(crate) struct ProviderHandle {
     current: RwLock<Option<Arc<Provider>>>,
-    last_attempt: tokio::sync::Mutex<Option<(Instant, String)>>,
+    last_attempt: tokio::sync::Mutex<Option<(Instant, AuthError)>>,
 }
 
 impl ProviderHandle {
@@ -340,9 +340,19 @@ impl ProviderHandle {
         if let Some((at, err)) = last.as_ref()
             && at.elapsed() < config.discovery_retry
         {
-            return Err(AuthError::ProviderUnavailable(err.clone()));
+            return Err(err.clone());
         }
-        match discover(config, http, events).await {
+        let discovered = discover(config, http, events)
+            .await
+            .map_err(AuthError::ProviderUnavailable)
+            // A multi-tenant issuer with no tenant policy would let every tenant in.
+            .and_then(|p| {
+                config
+                    .allowed_tenants
+                    .admit_issuer(&p.metadata.issuer)
+                    .map(|()| p)
+            });
+        match discovered {
             Ok(provider) => {
                 let provider = Arc::new(provider);
                 if let Ok(mut current) = self.current.write() {
@@ -353,9 +363,13 @@ impl ProviderHandle {
                 Ok(provider)
             }
             Err(err) => {
-                tracing::warn!(error = %Escaped(&err), "identity provider discovery failed");
+                tracing::warn!(
+                    reason = err.reason(),
+                    error = %Escaped(&err),
+                    "identity provider discovery failed"
+                );
                 *last = Some((Instant::now(), err.clone()));
-                Err(AuthError::ProviderUnavailable(err))
+                Err(err)
             }
         }
     }
