@@ -161,6 +161,9 @@ pub enum AuthError {
     ProviderUnavailable(String),
     #[error("the session could not be read or written: {0}")]
     Session(String),
+    /// The client certificate's key could not sign the token call's assertion.
+    #[error("the client assertion could not be signed: {0}")]
+    ClientAssertion(String),
 }
 
 impl AuthError {
@@ -182,7 +185,9 @@ impl AuthError {
             | AuthError::MissingIdToken => StatusCode::BAD_GATEWAY,
             AuthError::TokenEndpointTimeout => StatusCode::GATEWAY_TIMEOUT,
             AuthError::ProviderUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            AuthError::Session(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AuthError::Session(_) | AuthError::ClientAssertion(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -205,6 +210,7 @@ impl AuthError {
             AuthError::GroupsOverage => "groups_overage",
             AuthError::ProviderUnavailable(_) => "provider_unavailable",
             AuthError::Session(_) => "session_error",
+            AuthError::ClientAssertion(_) => "client_assertion_failed",
         }
     }
 
@@ -230,6 +236,7 @@ impl AuthError {
             }
             AuthError::InvalidIdToken(_) => "The sign-in could not be verified",
             AuthError::Session(_) => "Your session could not be saved",
+            AuthError::ClientAssertion(_) => "This application could not prove its identity",
         }
     }
 
