@@ -105,7 +105,7 @@ test('sign-in through the External ID-shaped authority (issuer host = tenant GUI
   });
 });
 
-test('sign-in with the certificate client (private_key_jwt, no secret)', { skip: 'needs auth.client_certificate (issue 11 item 6, not landed)' }, async () => {
+test('sign-in with the certificate client (private_key_jwt, no secret)', async () => {
   const dataDir = join(stack.workDir, 'idp');
   await stack.restartRolegate({
     APP__AUTH__AUTHORITY: home(),

@@ -104,12 +104,27 @@ fn check_config(loaded: &Loaded) -> ExitCode {
             config.api_audiences().join(", "),
             config.api_scopes().join(", ")
         );
+        match config.client_certificate() {
+            // Public facts only: the key never leaves the process.
+            Some(cert) => println!(
+                "client credential: certificate {}, thumbprint (x5t#S256) {}, SHA-1 {} (as the Entra portal lists it), notAfter {}",
+                cert.subject(),
+                cert.thumbprint(),
+                cert.sha1_thumbprint(),
+                cert.not_after_text()
+            ),
+            None => println!("client credential: client secret"),
+        }
         println!("route rules (most specific first):");
         for line in config.rules().table() {
             println!("  {line}");
         }
     }
-    for notice in settings::deprecations(&loaded.settings) {
+    let warnings = settings::warnings_at(&loaded.settings, std::time::SystemTime::now());
+    for notice in settings::deprecations(&loaded.settings)
+        .into_iter()
+        .chain(warnings)
+    {
         println!("\nwarning: {notice}");
     }
     for notice in settings::warnings(&loaded.settings) {

@@ -7,6 +7,7 @@
 //! `sources` merges the layers, `schema` defines every key with its one default, `validate`
 //! checks values against each other (the auth section through the auth crate's own builder).
 
+mod certificate;
 mod schema;
 mod sources;
 mod validate;
@@ -15,15 +16,17 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use base64::Engine;
 use config::Map;
 use ipnet::IpNet;
-use rolegate_auth::RuleSpec;
+use rolegate_auth::{ClientCertificate, RuleSpec};
 use url::Url;
 
+pub use certificate::{EXPIRY_WARNING_DAYS, warnings_at};
 pub use schema::DEFAULT_INSTANCE;
-pub use validate::{auth_config, deprecations, warnings};
+pub use validate::{auth_config, auth_config_at, deprecations, warnings};
 
 /// Bytes of the session cookie key (actix requires at least 64).
 pub const SESSION_KEY_LEN: usize = 64;
@@ -124,6 +127,12 @@ pub struct AuthSettings {
     pub authority_derived: bool,
     pub client_id: String,
     pub client_secret: String,
+    /// `auth.client_certificate.certificate_file` (PEM); empty = unset.
+    pub client_certificate_file: String,
+    /// `auth.client_certificate.private_key_file` (PEM, PKCS#8 or PKCS#1 RSA); empty = unset.
+    pub client_private_key_file: String,
+    /// The certificate credential, when both files are set and load (replaces the secret).
+    pub client_certificate: Option<ClientCertificate>,
     /// Prefix of the sign-in, callback and sign-out routes (empty = at the root).
     pub base_path: String,
     pub redirect_path: String,
@@ -261,6 +270,16 @@ pub fn env_var(key: &str) -> String {
 
 /// Loads from the files in `dir`, the given `APP_ENV` and environment variables.
 pub fn load(dir: &Path, app_env: Option<&str>, env: Map<String, String>) -> Loaded {
+    load_at(dir, app_env, env, SystemTime::now())
+}
+
+/// [`load`] with the clock given (a client certificate must not be expired at `now`).
+pub fn load_at(
+    dir: &Path,
+    app_env: Option<&str>,
+    env: Map<String, String>,
+    now: SystemTime,
+) -> Loaded {
     let app_env = AppEnv::parse(app_env);
     let (config, problems) = sources::layered(dir, app_env.name(), env);
     let mut reader = sources::Reader {
@@ -270,7 +289,7 @@ pub fn load(dir: &Path, app_env: Option<&str>, env: Map<String, String>) -> Load
     };
     let settings = schema::read(&mut reader, app_env);
     let mut problems = reader.problems;
-    validate::validate(&settings, &mut problems);
+    validate::validate(&settings, &mut problems, now);
     Loaded {
         settings,
         problems,

@@ -54,6 +54,7 @@ pub(super) fn read(r: &mut Reader<'_>, env: AppEnv) -> Settings {
     };
     let client_id = r.string("auth.client_id", "");
     let client_secret = r.get::<String>("auth.client_secret", String::new(), "text");
+    let certificate = super::certificate::read(r, &client_secret);
     let base_path = r.string("auth.base_path", "");
     let redirect_path = r.string("auth.redirect_path", "/getAToken");
     let scopes = r.list("auth.scopes", &["openid", "profile", "email"]);
@@ -183,6 +184,9 @@ pub(super) fn read(r: &mut Reader<'_>, env: AppEnv) -> Settings {
             tenant_id,
             client_id,
             client_secret,
+            client_certificate_file: certificate.certificate_file,
+            client_private_key_file: certificate.private_key_file,
+            client_certificate: certificate.certificate,
             base_path,
             redirect_path,
             scopes,

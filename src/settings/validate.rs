@@ -2,7 +2,7 @@
 //! builder, so the rules for what the module accepts live in one place.
 
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use rolegate_auth::{Admin, AuthConfig, Read, Role, Write};
 use url::Url;
@@ -14,6 +14,11 @@ const APP_ROUTES: [&str; 3] = ["/healthz", "/api/", "/static/"];
 
 /// The auth crate's configuration from settings, or the problems keyed by settings key.
 pub fn auth_config(s: &Settings) -> Result<AuthConfig, Vec<Problem>> {
+    auth_config_at(s, SystemTime::now())
+}
+
+/// [`auth_config`] with the clock given (the client certificate must not be expired at `now`).
+pub fn auth_config_at(s: &Settings, now: SystemTime) -> Result<AuthConfig, Vec<Problem>> {
     let a = &s.auth;
     let z = &s.authorization;
     let mut builder = AuthConfig::builder(
@@ -25,6 +30,7 @@ pub fn auth_config(s: &Settings) -> Result<AuthConfig, Vec<Problem>> {
         s.server.public_url.to_string(),
     )
     .client_secret(a.client_secret.clone())
+    .client_certificate(a.client_certificate.clone())
     .base_path(a.base_path.clone())
     .redirect_path(a.redirect_path.clone())
     .scopes(a.scopes.clone())
@@ -52,7 +58,7 @@ pub fn auth_config(s: &Settings) -> Result<AuthConfig, Vec<Problem>> {
     if let Some(map) = &z.group_roles {
         builder = builder.group_roles(map.clone());
     }
-    builder.build().map_err(|e| {
+    builder.build_at(now).map_err(|e| {
         e.problems
             .into_iter()
             .map(|p| Problem {
@@ -120,7 +126,7 @@ fn settings_key(field: &str) -> String {
 
 /// Cross-field and semantic checks; pushes every problem found, one per key at most from the
 /// auth builder when reading already reported that key.
-pub(super) fn validate(s: &Settings, problems: &mut Vec<Problem>) {
+pub(super) fn validate(s: &Settings, problems: &mut Vec<Problem>, now: SystemTime) {
     let key_unreadable = problems.iter().any(|p| p.key == "session.key");
     let mut found = Vec::new();
     let mut add = |key: &str, message: String| {
@@ -198,12 +204,14 @@ pub(super) fn validate(s: &Settings, problems: &mut Vec<Problem>) {
     let derivation_failed = problems
         .iter()
         .any(|q| q.key == "auth.instance" || q.key == "auth.tenant_id");
-    if let Err(auth_problems) = auth_config(s) {
+    if let Err(auth_problems) = auth_config_at(s, now) {
         for p in auth_problems {
             if derivation_failed && p.key == "auth.authority" {
                 continue;
             }
-            if !problems.iter().any(|q| q.key == p.key) {
+            // A certificate file that did not load is reported under its own key already.
+            let echo = p.key == "auth.client_secret" && super::certificate::failed(problems);
+            if !echo && !problems.iter().any(|q| q.key == p.key) {
                 found.push(p);
             }
         }

@@ -155,6 +155,17 @@ pub async fn server(
     for notice in crate::settings::warnings(&settings) {
         tracing::warn!("{notice}");
     }
+    for notice in crate::settings::warnings_at(&settings, std::time::SystemTime::now()) {
+        tracing::warn!("{notice}");
+    }
+    if let Some(cert) = config.client_certificate() {
+        tracing::info!(
+            subject = %cert.subject(),
+            thumbprint = %cert.thumbprint(),
+            not_after = %cert.not_after_text(),
+            "token calls use the client certificate (private_key_jwt)"
+        );
+    }
     let limit = AuthRoutesLimit::new(
         settings.server.rate_limit_per_minute,
         [

@@ -113,6 +113,18 @@ pub struct IdpState {
     pub last_token_auth_header: Option<String>,
     /// When set, the JWKS endpoint answers with this status and no keys (a provider outage).
     pub jwks_status: Option<u16>,
+    /// Every `client_assertion` the token endpoint received, decoded (not verified).
+    pub client_assertions: Vec<ClientAssertion>,
+}
+
+/// A `private_key_jwt` client assertion as the token endpoint received it.
+#[derive(Clone, Debug)]
+pub struct ClientAssertion {
+    /// The compact JWT, for signature checks.
+    pub raw: String,
+    pub header: Value,
+    pub claims: Value,
+    pub assertion_type: Option<String>,
 }
 
 #[derive(Clone)]
@@ -146,6 +158,7 @@ impl FakeIdp {
             last_token_form: None,
             last_token_auth_header: None,
             jwks_status: None,
+            client_assertions: Vec::new(),
         }));
         let jwks_hits = Arc::new(AtomicUsize::new(0));
         let token_hits = Arc::new(AtomicUsize::new(0));
@@ -199,6 +212,16 @@ impl FakeIdp {
     pub fn advertise_algs(&self, algs: Option<&[&str]>) {
         self.state.lock().unwrap().signing_algs =
             algs.map(|a| a.iter().map(|s| (*s).to_owned()).collect());
+    }
+
+    /// The client assertions received so far, oldest first.
+    pub fn client_assertions(&self) -> Vec<ClientAssertion> {
+        self.state.lock().unwrap().client_assertions.clone()
+    }
+
+    /// The token endpoint's URL: the `aud` a client assertion must carry.
+    pub fn token_endpoint(&self) -> String {
+        format!("{}/token", self.issuer)
     }
 
     pub fn last_token_form(&self) -> HashMap<String, String> {
@@ -402,6 +425,27 @@ fn discovery_for(s: &Shared, issuer: &str) -> HttpResponse {
     HttpResponse::Ok().json(doc)
 }
 
+/// Splits a JWT into its header and claims as JSON (`null` where a part does not decode).
+fn decode_assertion(raw: &str, assertion_type: Option<String>) -> ClientAssertion {
+    let part = |i: usize| -> Value {
+        raw.split('.')
+            .nth(i)
+            .and_then(|p| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(p)
+                    .ok()
+            })
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or(Value::Null)
+    };
+    ClientAssertion {
+        raw: raw.to_owned(),
+        header: part(0),
+        claims: part(1),
+        assertion_type,
+    }
+}
+
 async fn jwks(s: web::Data<Shared>) -> HttpResponse {
     s.jwks_hits.fetch_add(1, Ordering::SeqCst);
     let (keys, status) = {
@@ -423,7 +467,14 @@ async fn token(
     s.token_hits.fetch_add(1, Ordering::SeqCst);
     let reply = {
         let mut state = s.state.lock().unwrap();
-        state.last_token_form = Some(form.into_inner());
+        let form = form.into_inner();
+        if let Some(raw) = form.get("client_assertion") {
+            state.client_assertions.push(decode_assertion(
+                raw,
+                form.get("client_assertion_type").cloned(),
+            ));
+        }
+        state.last_token_form = Some(form);
         state.last_token_auth_header = req
             .headers()
             .get("authorization")

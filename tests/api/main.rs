@@ -5,6 +5,7 @@ mod api_tokens;
 mod authorization;
 mod bearer;
 mod callback;
+mod certificate;
 mod fake_idp;
 mod floods;
 mod fuzz;

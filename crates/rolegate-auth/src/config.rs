@@ -2,10 +2,11 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use url::Url;
 
+use crate::client_credential::{CERTIFICATE_FILE_FIELD, ClientCertificate, ClientCredential};
 use crate::metadata::{is_loopback_host, is_secure_or_loopback};
 use crate::roles::{RoleHierarchy, RoleSource};
 use crate::rules::{Access, RuleSet, RuleSpec};
@@ -17,7 +18,7 @@ use crate::tenant::{self, TenantPolicy};
 pub struct AuthConfig {
     pub(crate) authority: Url,
     pub(crate) client_id: String,
-    pub(crate) client_secret: String,
+    pub(crate) credential: ClientCredential,
     pub(crate) login_path: String,
     pub(crate) logout_path: String,
     pub(crate) redirect_url: Url,
@@ -123,6 +124,14 @@ impl AuthConfig {
     pub fn allows_every_tenant(&self) -> bool {
         self.allowed_tenants == TenantPolicy::Any
     }
+
+    /// The client certificate, when the token calls use `private_key_jwt` instead of a secret.
+    pub fn client_certificate(&self) -> Option<&ClientCertificate> {
+        match &self.credential {
+            ClientCredential::Certificate(c) => Some(c),
+            ClientCredential::Secret(_) => None,
+        }
+    }
 }
 
 /// One thing wrong with a configuration: the field (named as in settings, e.g. `client_id`,
@@ -159,6 +168,7 @@ pub struct AuthConfigBuilder {
     client_id: String,
     public_url: String,
     client_secret: String,
+    client_certificate: Option<ClientCertificate>,
     base_path: String,
     redirect_path: String,
     scopes: Vec<String>,
@@ -203,6 +213,7 @@ impl Default for AuthConfigBuilder {
             client_id: String::new(),
             public_url: String::new(),
             client_secret: String::new(),
+            client_certificate: None,
             base_path: String::new(),
             redirect_path: "/getAToken".into(),
             scopes: ["openid", "profile", "email"].map(String::from).to_vec(),
@@ -239,9 +250,18 @@ macro_rules! setter {
 }
 
 impl AuthConfigBuilder {
-    /// The client secret (confidential client); required.
+    /// The client secret (confidential client); this or a client certificate is required.
+    /// Blank counts as unset.
     pub fn client_secret(mut self, secret: impl Into<String>) -> Self {
         self.client_secret = secret.into();
+        self
+    }
+
+    /// A client certificate instead of a secret: every token call then sends a fresh
+    /// `private_key_jwt` assertion signed with its key. Exclusive with a secret; must not be
+    /// expired when [`build_at`](Self::build_at) runs.
+    pub fn client_certificate(mut self, certificate: Option<ClientCertificate>) -> Self {
+        self.client_certificate = certificate;
         self
     }
 
@@ -375,6 +395,12 @@ impl AuthConfigBuilder {
 
     /// Checks everything and returns the configuration, or every problem at once.
     pub fn build(self) -> Result<AuthConfig, ConfigError> {
+        self.build_at(SystemTime::now())
+    }
+
+    /// [`build`](Self::build) with the clock given: the client certificate must not be
+    /// expired at `now` (tests pass a fixed time).
+    pub fn build_at(self, now: SystemTime) -> Result<AuthConfig, ConfigError> {
         let mut problems = Vec::new();
         let mut problem = |field: &str, message: String| {
             problems.push(ConfigProblem {
@@ -420,12 +446,38 @@ impl AuthConfigBuilder {
                 "is missing; use the Application (client) ID of your app registration".into(),
             );
         }
-        if self.client_secret.trim().is_empty() {
-            problem(
-                "client_secret",
-                "is missing; create a client secret under Certificates & secrets and set it (never in appsettings.json)".into(),
-            );
-        }
+        let secret = self.client_secret.trim();
+        let credential = match (secret.is_empty(), &self.client_certificate) {
+            (true, None) => {
+                problem(
+                    "client_secret",
+                    "is missing; under Certificates & secrets either upload a certificate and set client_certificate.certificate_file + client_certificate.private_key_file (recommended), or create a client secret and set it (never in appsettings.json)".into(),
+                );
+                None
+            }
+            (false, Some(_)) => {
+                problem(
+                    "client_secret",
+                    "is set together with client_certificate.certificate_file / private_key_file; use one credential: unset the secret (an empty value counts as unset) to use the certificate, or remove the certificate files to keep the secret".into(),
+                );
+                None
+            }
+            (false, None) => Some(ClientCredential::Secret(self.client_secret.clone())),
+            (true, Some(cert)) => {
+                if cert.is_expired_at(now) {
+                    problem(
+                        CERTIFICATE_FILE_FIELD,
+                        format!(
+                            "the certificate {} (x5t#S256 {}) expired on {}; create a new one, upload it to the app registration (Certificates & secrets) and point this setting and private_key_file at it",
+                            cert.subject(),
+                            cert.thumbprint(),
+                            cert.not_after_text()
+                        ),
+                    );
+                }
+                Some(ClientCredential::Certificate(cert.clone()))
+            }
+        };
 
         let base_path = self.base_path.trim().trim_end_matches('/').to_owned();
         if !base_path.is_empty() && !is_plain_path(&base_path) {
@@ -629,9 +681,9 @@ impl AuthConfigBuilder {
             });
             return Err(ConfigError { problems });
         };
-        if !problems.is_empty() {
+        let Some(credential) = credential.filter(|_| problems.is_empty()) else {
             return Err(ConfigError { problems });
-        }
+        };
         Ok(AuthConfig {
             api_audiences,
             api_scopes,
@@ -639,7 +691,7 @@ impl AuthConfigBuilder {
             logout_path: format!("{base_path}/logout"),
             authority,
             client_id,
-            client_secret: self.client_secret,
+            credential,
             redirect_url,
             post_logout_redirect_url,
             scopes: self.scopes,
@@ -838,6 +890,44 @@ mod tests {
             .unwrap();
         assert_eq!(c.api_audiences(), ["api://client"]);
         assert_eq!(fields(base().api_audiences([" "])), ["api_audiences"]);
+    }
+
+    #[test]
+    fn one_credential_exactly_and_not_expired() {
+        let cert = ClientCertificate::from_pem(
+            include_bytes!("../../../tests/api/fixtures/client-cert-soon.pem"),
+            include_bytes!("../../../tests/api/fixtures/client-key.pem"),
+        )
+        .unwrap();
+        let with_cert = |secret: &str| {
+            base()
+                .client_secret(secret)
+                .client_certificate(Some(cert.clone()))
+        };
+        let jan_2026 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600);
+        let feb_2026 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_769_904_000);
+        let c = with_cert(" ")
+            .build_at(jan_2026)
+            .expect("a blank secret is unset");
+        assert!(c.client_certificate().is_some());
+        assert!(base().build().unwrap().client_certificate().is_none());
+        let both = with_cert("s").build_at(jan_2026).unwrap_err();
+        assert_eq!(both.problems.len(), 1);
+        assert_eq!(both.problems[0].field, "client_secret");
+        assert!(both.problems[0].message.contains("client_certificate"));
+        let expired = with_cert("").build_at(feb_2026).unwrap_err();
+        assert_eq!(expired.problems[0].field, CERTIFICATE_FILE_FIELD);
+        assert!(
+            expired.problems[0]
+                .message
+                .contains("expired on 2026-02-01")
+        );
+        let none = base().client_secret("").build().unwrap_err();
+        assert!(
+            none.problems[0]
+                .message
+                .contains("client_certificate.certificate_file")
+        );
     }
 
     #[test]

@@ -173,6 +173,9 @@ pub enum AuthError {
         "the provider's issuer {issuer} lets every Entra tenant sign in, and allowed_tenants is empty: list the tenant ids allowed to sign in, or [\"*\"] to let every tenant in on purpose"
     )]
     TenantPolicyMissing { issuer: String },
+    /// The client certificate's key could not sign the token call's assertion.
+    #[error("the client assertion could not be signed: {0}")]
+    ClientAssertion(String),
 }
 
 impl AuthError {
@@ -196,7 +199,9 @@ impl AuthError {
             | AuthError::MissingIdToken => StatusCode::BAD_GATEWAY,
             AuthError::TokenEndpointTimeout => StatusCode::GATEWAY_TIMEOUT,
             AuthError::ProviderUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            AuthError::Session(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AuthError::Session(_) | AuthError::ClientAssertion(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -220,6 +225,7 @@ impl AuthError {
             AuthError::ProviderUnavailable(_) => "provider_unavailable",
             AuthError::Session(_) => "session_error",
             AuthError::TenantPolicyMissing { .. } => "tenant_policy_missing",
+            AuthError::ClientAssertion(_) => "client_assertion_failed",
         }
     }
 
@@ -251,6 +257,7 @@ impl AuthError {
             AuthError::TenantPolicyMissing { .. } => {
                 "Sign-in is not set up for this identity provider's tenants"
             }
+            AuthError::ClientAssertion(_) => "This application could not prove its identity",
         }
     }
 

@@ -16,6 +16,7 @@ use oauth2::{
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::client_credential::{ClientCredential, JWT_BEARER, unix_secs};
 use crate::config::AuthConfig;
 use crate::error::AuthError;
 use crate::id_token::{self, Claims, Expectations};
@@ -44,20 +45,50 @@ type OidcClient<A = EndpointNotSet, T = EndpointNotSet> = Client<
     T,
 >;
 
+/// The oauth2 client. With a certificate it has no secret, so oauth2 puts only `client_id` in
+/// the body and [`redeem`] adds the assertion.
 fn client(config: &AuthConfig, provider: &Provider) -> OidcClient<EndpointSet, EndpointSet> {
-    let auth_type = if provider.secret_in_body() {
-        AuthType::RequestBody
-    } else {
-        AuthType::BasicAuth
-    };
-    OidcClient::new(ClientId::new(config.client_id.clone()))
-        .set_client_secret(ClientSecret::new(config.client_secret.clone()))
+    let client = OidcClient::new(ClientId::new(config.client_id.clone()))
         .set_auth_uri(AuthUrl::from_url(
             provider.metadata.authorization_endpoint.clone(),
         ))
         .set_token_uri(TokenUrl::from_url(provider.metadata.token_endpoint.clone()))
-        .set_redirect_uri(RedirectUrl::from_url(config.redirect_url.clone()))
-        .set_auth_type(auth_type)
+        .set_redirect_uri(RedirectUrl::from_url(config.redirect_url.clone()));
+    match &config.credential {
+        ClientCredential::Secret(secret) => {
+            let auth_type = if provider.secret_in_body() {
+                AuthType::RequestBody
+            } else {
+                AuthType::BasicAuth
+            };
+            client
+                .set_client_secret(ClientSecret::new(secret.clone()))
+                .set_auth_type(auth_type)
+        }
+        ClientCredential::Certificate(_) => client.set_auth_type(AuthType::RequestBody),
+    }
+}
+
+/// The `private_key_jwt` parameters of one token call, when the credential is a certificate.
+fn assertion_params(
+    config: &AuthConfig,
+    provider: &Provider,
+) -> Result<Vec<(&'static str, String)>, AuthError> {
+    let ClientCredential::Certificate(cert) = &config.credential else {
+        return Ok(Vec::new());
+    };
+    let now = unix_secs(std::time::SystemTime::now());
+    let assertion = cert
+        .assertion(
+            &config.client_id,
+            provider.metadata.token_endpoint.as_str(),
+            now,
+        )
+        .map_err(|e| AuthError::ClientAssertion(e.to_string()))?;
+    Ok(vec![
+        ("client_assertion_type", JWT_BEARER.to_owned()),
+        ("client_assertion", assertion),
+    ])
 }
 
 /// Builds the authorization URL with fresh state, nonce and PKCE S256 challenge.
@@ -174,7 +205,8 @@ pub(crate) fn check_iss_param(provider: &Provider, iss: Option<&str>) -> Result<
     }
 }
 
-/// Redeems the code (with the PKCE verifier and client secret) and validates the ID token.
+/// Redeems the code (with the PKCE verifier and the client secret or a certificate assertion)
+/// and validates the ID token.
 /// Returns the raw ID token too, for `id_token_hint` at sign-out.
 pub(crate) async fn redeem(
     config: &AuthConfig,
@@ -194,11 +226,14 @@ pub(crate) async fn redeem(
         }
     };
     let started = std::time::Instant::now();
-    let response = client(config, provider)
+    let client = client(config, provider);
+    let mut request = client
         .exchange_code(AuthorizationCode::new(code))
-        .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()))
-        .request_async(&recording)
-        .await;
+        .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()));
+    for (name, value) in assertion_params(config, provider)? {
+        request = request.add_extra_param(name, value);
+    }
+    let response = request.request_async(&recording).await;
     provider.events.idp_call(
         crate::events::IdpEndpoint::Token,
         started.elapsed(),

@@ -62,6 +62,7 @@
 
 mod access_token;
 mod caller;
+mod client_credential;
 mod config;
 mod error;
 mod events;
@@ -90,6 +91,10 @@ use std::sync::Arc;
 
 use actix_web::web;
 
+pub use client_credential::{
+    CERTIFICATE_FILE_FIELD, CertificateError, CertificatePart, ClientCertificate, ClientCredential,
+    PRIVATE_KEY_FILE_FIELD,
+};
 pub use config::{
     AuthConfig, AuthConfigBuilder, ConfigError, ConfigProblem, DEFAULT_API_SCOPE, DEFAULT_ROLES,
 };
