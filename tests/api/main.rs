@@ -13,6 +13,7 @@ mod hardening_app;
 mod hardening_auth;
 mod helpers;
 mod id_token;
+mod issuers;
 mod login;
 mod logout;
 mod notes;

@@ -8,7 +8,8 @@ use jsonwebtoken::{Algorithm, Validation, decode, decode_header, errors::ErrorKi
 use serde::Deserialize;
 
 use crate::error::TokenError;
-use crate::metadata::{Provider, TENANT_PLACEHOLDER};
+use crate::issuer::IssuerRule;
+use crate::metadata::Provider;
 
 /// Asymmetric algorithms only: never `none`, never HS* (an HMAC "signed" with the public key).
 const ALLOWED_ALGORITHMS: [Algorithm; 8] = [
@@ -107,6 +108,12 @@ pub struct Claims {
     /// Hash of the code beside an ID token (hybrid flow): only ID tokens carry it.
     #[serde(default)]
     pub c_hash: Option<String>,
+    /// Azure AD B2C: the policy (user flow) that issued the token.
+    #[serde(default)]
+    pub tfp: Option<String>,
+    /// Azure AD B2C's other name for the policy claim (`tfp` when configured so).
+    #[serde(default)]
+    pub acr: Option<String>,
 }
 
 impl Claims {
@@ -171,7 +178,7 @@ pub(crate) async fn validate(
     expect: &Expectations<'_>,
 ) -> Result<Claims, TokenError> {
     let claims = verify_signature(token, provider, http, expect).await?;
-    check_claims(&claims, &provider.metadata.issuer, expect, now())?;
+    check_claims(&claims, &provider.issuer, expect, now())?;
     Ok(claims)
 }
 
@@ -212,7 +219,7 @@ pub(crate) async fn verify_signature(
 /// The checks jsonwebtoken does not do, on already signature-checked claims.
 pub(crate) fn check_claims(
     claims: &Claims,
-    discovered_issuer: &str,
+    issuer: &IssuerRule,
     expect: &Expectations<'_>,
     now: i64,
 ) -> Result<(), TokenError> {
@@ -239,15 +246,7 @@ pub(crate) fn check_claims(
     }
 
     let tid = claims.tid.as_deref().filter(|t| !t.is_empty());
-    let expected_issuer = if discovered_issuer.contains(TENANT_PLACEHOLDER) {
-        let tid = tid.ok_or_else(|| TokenError::MissingClaim("tid".into()))?;
-        discovered_issuer.replace(TENANT_PLACEHOLDER, tid)
-    } else {
-        discovered_issuer.to_owned()
-    };
-    if claims.iss != expected_issuer {
-        return Err(TokenError::WrongIssuer);
-    }
+    issuer.check(claims)?;
     if !expect.allowed_tenants.is_empty()
         && !tid.is_some_and(|t| expect.allowed_tenants.iter().any(|a| a == t))
     {
@@ -355,7 +354,7 @@ mod tests {
         assert!(
             check_claims(
                 &c,
-                "https://idp.example/{tenantid}/v2.0",
+                &IssuerRule::for_tests("https://idp.example/{tenantid}/v2.0"),
                 &expect(&[]),
                 1_000
             )
@@ -366,7 +365,7 @@ mod tests {
         assert_eq!(
             check_claims(
                 &other,
-                "https://idp.example/{tenantid}/v2.0",
+                &IssuerRule::for_tests("https://idp.example/{tenantid}/v2.0"),
                 &expect(&[]),
                 1_000
             ),
@@ -376,7 +375,7 @@ mod tests {
         assert_eq!(
             check_claims(
                 &c,
-                "https://idp.example/{tenantid}/v2.0",
+                &IssuerRule::for_tests("https://idp.example/{tenantid}/v2.0"),
                 &expect(&allowed),
                 1_000
             ),
@@ -390,7 +389,12 @@ mod tests {
         c.aud = Audience::Many(vec!["client".into(), "other".into()]);
         c.azp = Some("client".into());
         assert_eq!(
-            check_claims(&c, "https://idp.example/t1/v2.0", &expect(&[]), 1_000),
+            check_claims(
+                &c,
+                &IssuerRule::for_tests("https://idp.example/t1/v2.0"),
+                &expect(&[]),
+                1_000
+            ),
             Err(TokenError::UntrustedAudience)
         );
     }
