@@ -667,8 +667,24 @@ impl AuthConfigBuilder {
                 RuleSet::allow_default(Access::Deny)
             });
 
+        // http only beside a loopback http authority (the dev IdP's `{tid}.localhost` issuer).
+        let local = authority
+            .as_ref()
+            .is_some_and(|a| a.scheme() == "http" && is_loopback_host(a));
         let issuer = self.issuer.as_deref().and_then(|text| {
-            parse_url("issuer", text, &mut problem, "").map(|_| text.trim().to_owned())
+            let text = text.trim();
+            match Url::parse(text) {
+                Ok(u) if u.host().is_some() && (u.scheme() == "https" || local && u.scheme() == "http") => {
+                    Some(text.to_owned())
+                }
+                _ => {
+                    problem(
+                        "issuer",
+                        format!("{text:?} must be an absolute https URL (the issuer your provider's discovery document names)"),
+                    );
+                    None
+                }
+            }
         });
         let b2c = b2c_policies(&self.b2c, authority.as_ref(), &mut problem);
 
@@ -948,6 +964,17 @@ mod tests {
             .unwrap();
         assert_eq!(c.api_audiences(), ["api://client"]);
         assert_eq!(fields(base().api_audiences([" "])), ["api_audiences"]);
+    }
+
+    #[test]
+    fn an_http_issuer_only_beside_a_loopback_authority() {
+        let dev = "http://e7a1d3c5-2b4f-4a6e-9c8d-0f1e2d3c4b5a.localhost:9400/x/v2.0";
+        assert_eq!(fields(base().issuer(Some(dev.into()))), ["issuer"]);
+        let local = AuthConfig::builder("http://localhost:9400/x/v2.0", "c", "https://app.example")
+            .client_secret("s")
+            .issuer(Some(dev.into()));
+        assert!(fields(local).is_empty());
+        assert!(fields(base().issuer(Some("https://sts.example/t".into()))).is_empty());
     }
 
     #[test]
