@@ -91,7 +91,7 @@ test('mallory (fabrikam, DemoApp.Admin there) is refused with the tenant page', 
   });
 });
 
-test('sign-in through the External ID-shaped authority (issuer host = tenant GUID, auth.issuer)', { skip: 'needs auth.issuer (issue 11 item 4, not landed)' }, async () => {
+test('sign-in through the External ID-shaped authority (issuer host = tenant GUID, auth.issuer)', async () => {
   await stack.restartRolegate({
     APP__AUTH__AUTHORITY: `http://localhost:${port}/${EXTERNAL_TENANT_ID}/v2.0`,
     APP__AUTH__ISSUER: `http://${EXTERNAL_TENANT_ID}.localhost:${port}/${EXTERNAL_TENANT_ID}/v2.0`,

@@ -115,6 +115,16 @@ fn check_config(loaded: &Loaded) -> ExitCode {
             ),
             None => println!("client credential: client secret"),
         }
+        println!("issuer: {}", config.describe_issuer());
+        if let Some(p) = &config.b2c().sign_up_sign_in {
+            let b2c = config.b2c();
+            let or_unset = |p: &Option<String>| p.clone().unwrap_or_else(|| "unset".into());
+            println!(
+                "B2C policies: sign-up/sign-in {p}, profile edit {}, password reset {}",
+                or_unset(&b2c.edit_profile),
+                or_unset(&b2c.reset_password)
+            );
+        }
         println!("route rules (most specific first):");
         for line in config.rules().table() {
             println!("  {line}");

@@ -149,6 +149,12 @@ pub struct AuthSettings {
     pub discovery_retry_secs: u64,
     pub http_timeout_secs: u64,
     pub clock_leeway_secs: u64,
+    /// `auth.issuer`: the issuer to expect when discovery's is not the authority; empty = unset.
+    pub issuer: String,
+    /// `auth.b2c.*_policy`: Azure AD B2C user flows; empty = unset.
+    pub b2c_sign_up_sign_in_policy: String,
+    pub b2c_edit_profile_policy: String,
+    pub b2c_reset_password_policy: String,
 }
 
 /// `authorization.*`: roles, where they come from, and route rules.

@@ -71,6 +71,10 @@ pub(super) fn read(r: &mut Reader<'_>, env: AppEnv) -> Settings {
     let discovery_retry_secs = r.get("auth.discovery_retry_secs", 5u64, "a number of seconds");
     let http_timeout_secs = r.get("auth.http_timeout_secs", 10u64, "a number of seconds");
     let clock_leeway_secs = r.get("auth.clock_leeway_secs", 60u64, "a number of seconds");
+    let issuer = r.string("auth.issuer", "");
+    let b2c_sign_up_sign_in_policy = r.string("auth.b2c.sign_up_sign_in_policy", "");
+    let b2c_edit_profile_policy = r.string("auth.b2c.edit_profile_policy", "");
+    let b2c_reset_password_policy = r.string("auth.b2c.reset_password_policy", "");
 
     let roles = r.list("authorization.roles", &DEFAULT_ROLES);
     let group_roles = r.structured::<Option<HashMap<String, String>>>(
@@ -199,6 +203,10 @@ pub(super) fn read(r: &mut Reader<'_>, env: AppEnv) -> Settings {
             discovery_retry_secs,
             http_timeout_secs,
             clock_leeway_secs,
+            issuer,
+            b2c_sign_up_sign_in_policy,
+            b2c_edit_profile_policy,
+            b2c_reset_password_policy,
         },
         authorization: AuthorizationSettings {
             roles,

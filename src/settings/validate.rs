@@ -58,6 +58,14 @@ pub fn auth_config_at(s: &Settings, now: SystemTime) -> Result<AuthConfig, Vec<P
     if let Some(map) = &z.group_roles {
         builder = builder.group_roles(map.clone());
     }
+    let set = |v: &str| Some(v.trim().to_owned()).filter(|v| !v.is_empty());
+    builder = builder
+        .issuer(set(&a.issuer))
+        .b2c_policies(rolegate_auth::B2cPolicies {
+            sign_up_sign_in: set(&a.b2c_sign_up_sign_in_policy),
+            edit_profile: set(&a.b2c_edit_profile_policy),
+            reset_password: set(&a.b2c_reset_password_policy),
+        });
     builder.build_at(now).map_err(|e| {
         e.problems
             .into_iter()

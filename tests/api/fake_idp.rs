@@ -115,6 +115,11 @@ pub struct IdpState {
     pub jwks_status: Option<u16>,
     /// Every `client_assertion` the token endpoint received, decoded (not verified).
     pub client_assertions: Vec<ClientAssertion>,
+    /// The issuer every discovery document names instead of its own (External ID, B2C,
+    /// mismatch tests); `None` = the document's own issuer.
+    pub issuer_override: Option<String>,
+    /// The path of the last token request (B2C policies have their own token endpoints).
+    pub last_token_path: Option<String>,
 }
 
 /// A `private_key_jwt` client assertion as the token endpoint received it.
@@ -159,6 +164,8 @@ impl FakeIdp {
             last_token_auth_header: None,
             jwks_status: None,
             client_assertions: Vec::new(),
+            issuer_override: None,
+            last_token_path: None,
         }));
         let jwks_hits = Arc::new(AtomicUsize::new(0));
         let token_hits = Arc::new(AtomicUsize::new(0));
@@ -183,6 +190,14 @@ impl FakeIdp {
                 )
                 .route("/jwks", web::get().to(jwks))
                 .route("/token", web::post().to(token))
+                .route(
+                    "/{domain}/{policy}/v2.0/.well-known/openid-configuration",
+                    web::get().to(b2c_discovery),
+                )
+                .route(
+                    "/{domain}/{policy}/oauth2/v2.0/token",
+                    web::post().to(token),
+                )
         })
         .workers(1)
         .listen(listener)
@@ -262,6 +277,16 @@ impl FakeIdp {
             claims["roles"] = json!(roles);
         }
         claims
+    }
+
+    /// Every discovery document names `issuer` from now on (before rolegate discovers).
+    pub fn override_issuer(&self, issuer: &str) {
+        self.state.lock().unwrap().issuer_override = Some(issuer.to_owned());
+    }
+
+    /// The path of the last token request.
+    pub fn last_token_path(&self) -> Option<String> {
+        self.state.lock().unwrap().last_token_path.clone()
     }
 
     /// Signs `claims` with key 1 (RS256, kid `key-1`).
@@ -403,9 +428,24 @@ async fn tenant_discovery(s: web::Data<Shared>, tenant: web::Path<String>) -> Ht
     discovery_for(&s, &format!("{}/{tenant}/v2.0", s.issuer))
 }
 
+/// B2C's shape: `/{domain}/{policy}/v2.0` with the policy in every endpoint's path.
+async fn b2c_discovery(s: web::Data<Shared>, path: web::Path<(String, String)>) -> HttpResponse {
+    let (domain, policy) = path.into_inner();
+    let mut doc = discovery_doc(&s, &format!("{}/{domain}/{policy}/v2.0", s.issuer));
+    let base = format!("{}/{domain}/{policy}/oauth2/v2.0", s.issuer);
+    doc["authorization_endpoint"] = json!(format!("{base}/authorize"));
+    doc["token_endpoint"] = json!(format!("{base}/token"));
+    HttpResponse::Ok().json(doc)
+}
+
 fn discovery_for(s: &Shared, issuer: &str) -> HttpResponse {
+    HttpResponse::Ok().json(discovery_doc(s, issuer))
+}
+
+fn discovery_doc(s: &Shared, issuer: &str) -> Value {
     s.discovery_hits.fetch_add(1, Ordering::SeqCst);
     let state = s.state.lock().unwrap();
+    let issuer = state.issuer_override.as_deref().unwrap_or(issuer);
     let mut doc = json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{}/authorize", s.issuer),
@@ -422,7 +462,7 @@ fn discovery_for(s: &Shared, issuer: &str) -> HttpResponse {
     if state.end_session {
         doc["end_session_endpoint"] = json!(format!("{}/logout", s.issuer));
     }
-    HttpResponse::Ok().json(doc)
+    doc
 }
 
 /// Splits a JWT into its header and claims as JSON (`null` where a part does not decode).
@@ -475,6 +515,7 @@ async fn token(
             ));
         }
         state.last_token_form = Some(form);
+        state.last_token_path = Some(req.path().to_owned());
         state.last_token_auth_header = req
             .headers()
             .get("authorization")

@@ -14,6 +14,7 @@ mod hardening_app;
 mod hardening_auth;
 mod helpers;
 mod id_token;
+mod issuers;
 mod json_logs;
 mod login;
 mod logout;

@@ -15,7 +15,8 @@ use url::Url;
 use crate::config::AuthConfig;
 use crate::error::TokenError;
 use crate::id_token::{self, Claims, Expectations, now};
-use crate::metadata::{Provider, TENANT_PLACEHOLDER};
+use crate::issuer::IssuerRule;
+use crate::metadata::Provider;
 use crate::session::User;
 
 /// Entra's public-cloud instance host, whose v1 tokens come from `sts.windows.net`.
@@ -81,7 +82,7 @@ pub(crate) async fn accept(
         error,
         claims: Some(Box::new(claims.clone())),
     };
-    let issuer = &provider.metadata.issuer;
+    let issuer = &provider.issuer;
     let checked = match claims.ver.as_deref() {
         None | Some("2.0") => None,
         Some("1.0") => {
@@ -220,7 +221,7 @@ pub(crate) fn classify(
 /// must name that same tenant, so a single-tenant authority accepts only its own tenant.
 pub(crate) fn v2_issuer_of_v1(
     claims: &Claims,
-    discovered_issuer: &str,
+    issuer: &IssuerRule,
     authority: &Url,
 ) -> Result<String, TokenError> {
     let tid = claims
@@ -228,7 +229,7 @@ pub(crate) fn v2_issuer_of_v1(
         .as_deref()
         .filter(|t| !t.is_empty())
         .ok_or_else(|| TokenError::MissingClaim("tid".into()))?;
-    let v2 = discovered_issuer.replace(TENANT_PLACEHOLDER, tid);
+    let v2 = issuer.expected_for(Some(tid))?;
     let names_tenant = Url::parse(&v2)
         .ok()
         .and_then(|u| u.path_segments().map(|mut s| s.any(|seg| seg == tid)))
@@ -356,7 +357,7 @@ mod tests {
     #[test]
     fn v1_issuers_map_to_the_sign_in_issuer() {
         let public = Url::parse("https://login.microsoftonline.com/organizations/v2.0").unwrap();
-        let template = "https://login.microsoftonline.com/{tenantid}/v2.0";
+        let template = &IssuerRule::for_tests("https://login.microsoftonline.com/{tenantid}/v2.0");
         let v2 = format!("https://login.microsoftonline.com/{TID}/v2.0");
         for iss in [
             format!("https://sts.windows.net/{TID}/"),
@@ -381,23 +382,23 @@ mod tests {
         let single = Url::parse(&v2).unwrap();
         let other = claims(json!({"iss": "https://sts.windows.net/t2/", "tid": "t2"}));
         assert_eq!(
-            v2_issuer_of_v1(&other, &v2, &single),
+            v2_issuer_of_v1(&other, &IssuerRule::for_tests(&v2), &single),
             Err(TokenError::WrongIssuer)
         );
         // sts.windows.net is the public cloud's only; a sovereign cloud uses its own host.
         let gov = Url::parse(&format!("https://login.microsoftonline.us/{TID}/v2.0")).unwrap();
         let c = claims(json!({"iss": format!("https://sts.windows.net/{TID}/")}));
         assert_eq!(
-            v2_issuer_of_v1(&c, gov.as_str(), &gov),
+            v2_issuer_of_v1(&c, &IssuerRule::for_tests(gov.as_str()), &gov),
             Err(TokenError::WrongIssuer)
         );
         let c = claims(json!({"iss": format!("https://login.microsoftonline.us/{TID}/")}));
-        assert!(v2_issuer_of_v1(&c, gov.as_str(), &gov).is_ok());
+        assert!(v2_issuer_of_v1(&c, &IssuerRule::for_tests(gov.as_str()), &gov).is_ok());
         // An issuer without a tenant in its path cannot vouch for v1 tokens.
         let root = Url::parse("https://idp.example").unwrap();
         let c = claims(json!({"iss": format!("https://idp.example/{TID}/")}));
         assert_eq!(
-            v2_issuer_of_v1(&c, "https://idp.example", &root),
+            v2_issuer_of_v1(&c, &IssuerRule::for_tests("https://idp.example"), &root),
             Err(TokenError::WrongIssuer)
         );
         let no_tid = claims(json!({"tid": ""}));

@@ -39,6 +39,37 @@ pub struct AuthConfig {
     pub(crate) roles: RoleHierarchy,
     pub(crate) role_source: RoleSource,
     pub(crate) rules: Arc<RuleSet>,
+    /// `auth.issuer`: the exact discovery issuer to expect when it is not the authority.
+    pub(crate) issuer: Option<String>,
+    /// Azure AD B2C policies (user flows); all `None` outside B2C.
+    pub(crate) b2c: B2cPolicies,
+}
+
+/// The B2C policies in use: sign-in (configured, or the authority's policy segment), profile
+/// edit and password reset. Each is started as its own authorization request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct B2cPolicies {
+    /// The sign-up/sign-in policy, the one in the authority's path.
+    pub sign_up_sign_in: Option<String>,
+    /// Started by `/profile/edit`.
+    pub edit_profile: Option<String>,
+    /// Started when the callback says `AADB2C90118` (forgotten password).
+    pub reset_password: Option<String>,
+}
+
+impl B2cPolicies {
+    /// Every configured policy: a token issued by any of them is accepted.
+    pub(crate) fn all(&self) -> Vec<String> {
+        [
+            &self.sign_up_sign_in,
+            &self.edit_profile,
+            &self.reset_password,
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect()
+    }
 }
 
 impl AuthConfig {
@@ -132,6 +163,37 @@ impl AuthConfig {
             ClientCredential::Secret(_) => None,
         }
     }
+
+    /// The route that starts the B2C edit-profile policy (`{base_path}/profile/edit`); mounted
+    /// only when that policy is configured.
+    pub fn profile_edit_path(&self) -> String {
+        format!(
+            "{}/profile/edit",
+            self.login_path.trim_end_matches("/login")
+        )
+    }
+
+    /// `auth.issuer`, when set: the exact issuer discovery and tokens must name.
+    pub fn issuer(&self) -> Option<&str> {
+        self.issuer.as_deref()
+    }
+
+    /// The B2C policies in use (all `None` outside B2C).
+    pub fn b2c(&self) -> &B2cPolicies {
+        &self.b2c
+    }
+
+    /// What issuer tokens must carry, in a sentence (for `check-config`).
+    pub fn describe_issuer(&self) -> String {
+        match &self.issuer {
+            Some(i) => format!("{i} (auth.issuer; discovery must name exactly this)"),
+            None => format!(
+                "the discovery issuer, which must be {} (or its {{tenantid}} template, or the \
+                 External ID / B2C issuer of that tenant); otherwise set auth.issuer",
+                self.authority
+            ),
+        }
+    }
 }
 
 /// One thing wrong with a configuration: the field (named as in settings, e.g. `client_id`,
@@ -190,6 +252,8 @@ pub struct AuthConfigBuilder {
     rules: Vec<RuleSpec>,
     default_access: String,
     code_roles: Vec<&'static str>,
+    issuer: Option<String>,
+    b2c: B2cPolicies,
 }
 
 /// Lowest JWKS cool-down and discovery retry for a provider that is not on loopback.
@@ -235,6 +299,8 @@ impl Default for AuthConfigBuilder {
             rules: Vec::new(),
             default_access: "anonymous".into(),
             code_roles: Vec::new(),
+            issuer: None,
+            b2c: B2cPolicies::default(),
         }
     }
 }
@@ -390,6 +456,21 @@ impl AuthConfigBuilder {
     /// typo in the hierarchy fails `build` instead of the first request.
     pub fn code_roles(mut self, names: impl IntoIterator<Item = &'static str>) -> Self {
         self.code_roles.extend(names);
+        self
+    }
+
+    /// The issuer to expect when the discovery document's is not the authority (Entra
+    /// External ID, B2C, or a provider whose issuer differs): tokens must carry exactly this
+    /// `iss`. Empty or unset: the authority (or a recognised External ID / B2C shape).
+    pub fn issuer(mut self, issuer: Option<String>) -> Self {
+        self.issuer = issuer.filter(|i| !i.trim().is_empty());
+        self
+    }
+
+    /// Azure AD B2C policies: sign-up/sign-in (default: the policy in the authority's path),
+    /// profile edit (`/profile/edit`) and password reset (started on `AADB2C90118`).
+    pub fn b2c_policies(mut self, policies: B2cPolicies) -> Self {
+        self.b2c = policies;
         self
     }
 
@@ -670,6 +751,27 @@ impl AuthConfigBuilder {
                 RuleSet::allow_default(Access::Deny)
             });
 
+        // http only beside a loopback http authority (the dev IdP's `{tid}.localhost` issuer).
+        let local = authority
+            .as_ref()
+            .is_some_and(|a| a.scheme() == "http" && is_loopback_host(a));
+        let issuer = self.issuer.as_deref().and_then(|text| {
+            let text = text.trim();
+            match Url::parse(text) {
+                Ok(u) if u.host().is_some() && (u.scheme() == "https" || local && u.scheme() == "http") => {
+                    Some(text.to_owned())
+                }
+                _ => {
+                    problem(
+                        "issuer",
+                        format!("{text:?} must be an absolute https URL (the issuer your provider's discovery document names)"),
+                    );
+                    None
+                }
+            }
+        });
+        let b2c = b2c_policies(&self.b2c, authority.as_ref(), &mut problem);
+
         let (Some(authority), Some(public)) = (authority, public) else {
             return Err(ConfigError { problems });
         };
@@ -708,8 +810,64 @@ impl AuthConfigBuilder {
             roles,
             role_source,
             rules: Arc::new(rules),
+            issuer,
+            b2c,
         })
     }
+}
+
+/// The B2C policies, checked: single names, and a sign-in policy (configured or the
+/// authority's) whenever profile edit or password reset is set, since their requests are the
+/// sign-in request with that policy swapped in.
+fn b2c_policies(
+    given: &B2cPolicies,
+    authority: Option<&Url>,
+    problem: &mut impl FnMut(&str, String),
+) -> B2cPolicies {
+    let mut clean = |field: &str, value: &Option<String>| -> Option<String> {
+        let v = value.as_deref().map(str::trim).filter(|v| !v.is_empty())?;
+        if v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            Some(v.to_owned())
+        } else {
+            problem(
+                field,
+                format!("{v:?} must be a policy (user flow) name such as B2C_1_signupsignin"),
+            );
+            None
+        }
+    };
+    let mut out = B2cPolicies {
+        sign_up_sign_in: clean("b2c.sign_up_sign_in_policy", &given.sign_up_sign_in),
+        edit_profile: clean("b2c.edit_profile_policy", &given.edit_profile),
+        reset_password: clean("b2c.reset_password_policy", &given.reset_password),
+    };
+    let in_authority = authority
+        .and_then(crate::issuer::b2c_authority)
+        .map(|(_, p)| p.to_owned());
+    match (&out.sign_up_sign_in, &in_authority) {
+        (Some(p), Some(a)) if !p.eq_ignore_ascii_case(a) => problem(
+            "b2c.sign_up_sign_in_policy",
+            format!("{p:?} differs from the policy in auth.authority ({a:?}); make them the same"),
+        ),
+        (Some(p), None) if authority.is_some() => problem(
+            "b2c.sign_up_sign_in_policy",
+            format!(
+                "{p:?} is set but auth.authority is not a B2C policy authority; set it to \
+                 https://<name>.b2clogin.com/<name>.onmicrosoft.com/{p}/v2.0"
+            ),
+        ),
+        (None, Some(a)) => out.sign_up_sign_in = Some(a.clone()),
+        (None, None) if out.edit_profile.is_some() || out.reset_password.is_some() => problem(
+            "b2c.sign_up_sign_in_policy",
+            "is needed for the profile-edit and password-reset policies: set auth.authority to \
+             https://<name>.b2clogin.com/<name>.onmicrosoft.com/<sign-in policy>/v2.0"
+                .into(),
+        ),
+        _ => {}
+    }
+    out
 }
 
 /// The accepted audiences: the configured list (or the client id and `api://{client_id}`),
@@ -928,6 +1086,17 @@ mod tests {
                 .message
                 .contains("client_certificate.certificate_file")
         );
+    }
+
+    #[test]
+    fn an_http_issuer_only_beside_a_loopback_authority() {
+        let dev = "http://e7a1d3c5-2b4f-4a6e-9c8d-0f1e2d3c4b5a.localhost:9400/x/v2.0";
+        assert_eq!(fields(base().issuer(Some(dev.into()))), ["issuer"]);
+        let local = AuthConfig::builder("http://localhost:9400/x/v2.0", "c", "https://app.example")
+            .client_secret("s")
+            .issuer(Some(dev.into()));
+        assert!(fields(local).is_empty());
+        assert!(fields(base().issuer(Some("https://sts.example/t".into()))).is_empty());
     }
 
     #[test]

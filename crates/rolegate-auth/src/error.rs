@@ -43,6 +43,12 @@ pub enum TokenError {
     WrongAuthorizedParty,
     #[error("the token's nonce does not match this sign-in")]
     NonceMismatch,
+    /// External ID / B2C: the token's `tid` is not the tenant its issuer names.
+    #[error("the token's tenant (tid) is not the tenant of its issuer")]
+    IssuerTenantMismatch,
+    /// B2C: the token's `tfp`/`acr` names a policy this application does not use.
+    #[error("the token was issued by the B2C policy {0}, which is not configured")]
+    PolicyNotAllowed(String),
     #[error("the provider's signing keys could not be fetched: {0}")]
     KeysUnavailable(String),
     /// An ID token sent where an access token belongs (it has a `nonce`, an `at_hash`, or
@@ -75,6 +81,8 @@ impl TokenError {
             TokenError::UntrustedAudience => "untrusted_audience",
             TokenError::WrongAuthorizedParty => "wrong_azp",
             TokenError::NonceMismatch => "nonce_mismatch",
+            TokenError::IssuerTenantMismatch => "issuer_tenant_mismatch",
+            TokenError::PolicyNotAllowed(_) => "policy_not_allowed",
             TokenError::KeysUnavailable(_) => "keys_unavailable",
             TokenError::IdTokenAsBearer => "id_token_as_bearer",
             TokenError::NoScopeOrRoles => "no_scope_or_roles",
@@ -91,6 +99,12 @@ impl TokenError {
                 "the token's signing algorithm is not allowed".into()
             }
             TokenError::InvalidClaims(_) => "the token's claims are malformed".into(),
+            TokenError::IssuerTenantMismatch => {
+                "the token's tenant (tid) is not the tenant of its issuer (auth.issuer)".into()
+            }
+            TokenError::PolicyNotAllowed(_) => {
+                "the token's B2C policy (tfp) is not one of auth.b2c.*_policy".into()
+            }
             TokenError::KeysUnavailable(_) => {
                 "the provider's signing keys could not be fetched; try again shortly".into()
             }
@@ -165,6 +179,10 @@ pub enum AuthError {
     GroupsOverage,
     #[error("the identity provider is unreachable: {0}")]
     ProviderUnavailable(String),
+    /// The provider answers, but its discovery document does not fit the settings (an issuer
+    /// that is not the authority): the text names the setting to change.
+    #[error("the identity provider's discovery does not match the settings: {0}")]
+    ProviderMismatch(String),
     #[error("the session could not be read or written: {0}")]
     Session(String),
     /// The discovered issuer is multi-tenant (`{tenantid}`) and no tenant policy is set:
@@ -198,7 +216,9 @@ impl AuthError {
             | AuthError::TokenEndpointFailed(_)
             | AuthError::MissingIdToken => StatusCode::BAD_GATEWAY,
             AuthError::TokenEndpointTimeout => StatusCode::GATEWAY_TIMEOUT,
-            AuthError::ProviderUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AuthError::ProviderUnavailable(_) | AuthError::ProviderMismatch(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             AuthError::Session(_) | AuthError::ClientAssertion(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -223,6 +243,7 @@ impl AuthError {
             AuthError::NoAppRole(_) => "no_role",
             AuthError::GroupsOverage => "groups_overage",
             AuthError::ProviderUnavailable(_) => "provider_unavailable",
+            AuthError::ProviderMismatch(_) => "provider_mismatch",
             AuthError::Session(_) => "session_error",
             AuthError::TenantPolicyMissing { .. } => "tenant_policy_missing",
             AuthError::ClientAssertion(_) => "client_assertion_failed",
@@ -235,6 +256,7 @@ impl AuthError {
             AuthError::NoAppRole(_) => "You have no access to this application",
             AuthError::GroupsOverage => "You are in too many groups for this sign-in",
             AuthError::ProviderUnavailable(_) => "The identity provider is unreachable",
+            AuthError::ProviderMismatch(_) => "Almost there: the sign-in settings need one change",
             AuthError::ProviderError { .. } => "The identity provider refused the sign-in",
             AuthError::StateMissing
             | AuthError::StateMismatch
@@ -283,6 +305,13 @@ impl AuthError {
                 return format!(
                     "Your account signed in, but it has not been assigned a role in this application \
                      ({roles}). Ask an administrator to assign you one, then sign in again."
+                )
+                .into();
+            }
+            AuthError::ProviderMismatch(why) => {
+                return format!(
+                    "The identity provider answered, but {why}. An administrator must change the \
+                     setting, then restart the application."
                 )
                 .into();
             }

@@ -45,14 +45,24 @@ type OidcClient<A = EndpointNotSet, T = EndpointNotSet> = Client<
     T,
 >;
 
-/// The oauth2 client. With a certificate it has no secret, so oauth2 puts only `client_id` in
-/// the body and [`redeem`] adds the assertion.
-fn client(config: &AuthConfig, provider: &Provider) -> OidcClient<EndpointSet, EndpointSet> {
+/// The oauth2 client, at the endpoints of `policy` (B2C) when given. With a certificate it has
+/// no secret, so oauth2 puts only `client_id` in the body and [`redeem`] adds the assertion.
+fn client(
+    config: &AuthConfig,
+    provider: &Provider,
+    policy: Option<&str>,
+) -> OidcClient<EndpointSet, EndpointSet> {
+    let endpoint = |url: &Url| match policy {
+        Some(p) => policy_url(url, config.b2c.sign_up_sign_in.as_deref(), p),
+        None => url.clone(),
+    };
     let client = OidcClient::new(ClientId::new(config.client_id.clone()))
-        .set_auth_uri(AuthUrl::from_url(
-            provider.metadata.authorization_endpoint.clone(),
-        ))
-        .set_token_uri(TokenUrl::from_url(provider.metadata.token_endpoint.clone()))
+        .set_auth_uri(AuthUrl::from_url(endpoint(
+            &provider.metadata.authorization_endpoint,
+        )))
+        .set_token_uri(TokenUrl::from_url(endpoint(
+            &provider.metadata.token_endpoint,
+        )))
         .set_redirect_uri(RedirectUrl::from_url(config.redirect_url.clone()));
     match &config.credential {
         ClientCredential::Secret(secret) => {
@@ -70,25 +80,54 @@ fn client(config: &AuthConfig, provider: &Provider) -> OidcClient<EndpointSet, E
 }
 
 /// The `private_key_jwt` parameters of one token call, when the credential is a certificate.
+/// `aud` is the token endpoint the code is redeemed at (a B2C policy's own, when one is used).
 fn assertion_params(
     config: &AuthConfig,
-    provider: &Provider,
+    token_endpoint: &Url,
 ) -> Result<Vec<(&'static str, String)>, AuthError> {
     let ClientCredential::Certificate(cert) = &config.credential else {
         return Ok(Vec::new());
     };
     let now = unix_secs(std::time::SystemTime::now());
     let assertion = cert
-        .assertion(
-            &config.client_id,
-            provider.metadata.token_endpoint.as_str(),
-            now,
-        )
+        .assertion(&config.client_id, token_endpoint.as_str(), now)
         .map_err(|e| AuthError::ClientAssertion(e.to_string()))?;
     Ok(vec![
         ("client_assertion_type", JWT_BEARER.to_owned()),
         ("client_assertion", assertion),
     ])
+}
+
+/// B2C: the endpoint of another policy. Each policy has its own endpoints, which are the
+/// sign-in policy's with the policy path segment swapped (`/{domain}/{policy}/oauth2/v2.0/…`);
+/// an endpoint without that segment selects the policy with `?p=` instead, as B2C also accepts.
+pub(crate) fn policy_url(url: &Url, sign_in_policy: Option<&str>, policy: &str) -> Url {
+    let mut out = url.clone();
+    let segments: Option<Vec<String>> = url.path_segments().map(|s| s.map(str::to_owned).collect());
+    if let (Some(from), Some(segments)) = (sign_in_policy, segments)
+        && segments.iter().any(|s| s.eq_ignore_ascii_case(from))
+    {
+        if let Ok(mut path) = out.path_segments_mut() {
+            path.clear().extend(segments.iter().map(|s| {
+                if s.eq_ignore_ascii_case(from) {
+                    policy
+                } else {
+                    s.as_str()
+                }
+            }));
+        }
+        return out;
+    }
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != "p")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    out.query_pairs_mut()
+        .clear()
+        .extend_pairs(kept)
+        .append_pair("p", policy);
+    out
 }
 
 /// Builds the authorization URL with fresh state, nonce and PKCE S256 challenge.
@@ -98,9 +137,21 @@ pub(crate) fn begin(
     next: String,
     now: i64,
 ) -> (Url, PendingLogin) {
+    begin_policy(config, provider, next, now, None)
+}
+
+/// [`begin`] for a B2C policy other than sign-in (profile edit, password reset): a new
+/// authorization request with its own state, nonce and PKCE, at that policy's endpoint.
+pub(crate) fn begin_policy(
+    config: &AuthConfig,
+    provider: &Provider,
+    next: String,
+    now: i64,
+    policy: Option<&str>,
+) -> (Url, PendingLogin) {
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let nonce = CsrfToken::new_random_len(32);
-    let client = client(config, provider);
+    let client = client(config, provider, policy);
     let mut request = client
         .authorize_url(|| CsrfToken::new_random_len(32))
         .add_scopes(config.scopes.iter().cloned().map(Scope::new))
@@ -116,6 +167,7 @@ pub(crate) fn begin(
         pkce_verifier: verifier.secret().clone(),
         next,
         created_at: now,
+        policy: policy.map(str::to_owned),
     };
     (url, pending)
 }
@@ -226,11 +278,12 @@ pub(crate) async fn redeem(
         }
     };
     let started = std::time::Instant::now();
-    let client = client(config, provider);
+    let client = client(config, provider, pending.policy.as_deref());
+    let token_endpoint = client.token_uri().url().clone();
     let mut request = client
         .exchange_code(AuthorizationCode::new(code))
         .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()));
-    for (name, value) in assertion_params(config, provider)? {
+    for (name, value) in assertion_params(config, &token_endpoint)? {
         request = request.add_extra_param(name, value);
     }
     let response = request.request_async(&recording).await;
@@ -338,6 +391,23 @@ mod tests {
         assert_eq!(
             map_token_error(oauth_error("invalid_grant"), 400).status(),
             400
+        );
+    }
+
+    #[test]
+    fn policy_endpoints_swap_the_policy_segment_or_add_p() {
+        let url = |s: &str| Url::parse(s).unwrap();
+        let authorize = url(
+            "https://c.b2clogin.com/c.onmicrosoft.com/B2C_1_signupsignin/oauth2/v2.0/authorize",
+        );
+        assert_eq!(
+            policy_url(&authorize, Some("b2c_1_SignUpSignIn"), "B2C_1_profileedit").as_str(),
+            "https://c.b2clogin.com/c.onmicrosoft.com/B2C_1_profileedit/oauth2/v2.0/authorize"
+        );
+        let query = url("https://c.b2clogin.com/c.onmicrosoft.com/oauth2/v2.0/token?p=B2C_1_si");
+        assert_eq!(
+            policy_url(&query, Some("B2C_1_signupsignin"), "B2C_1_reset").as_str(),
+            "https://c.b2clogin.com/c.onmicrosoft.com/oauth2/v2.0/token?p=B2C_1_reset"
         );
     }
 

@@ -67,7 +67,11 @@ pub(crate) async fn callback(req: HttpRequest, session: Session) -> HttpResponse
         return HttpResponse::InternalServerError().finish();
     };
     match complete(&req, &session, auth).await {
-        Ok((user, next)) => {
+        Ok(Completed::Restarted(location)) => HttpResponse::Found()
+            .insert_header((header::LOCATION, location))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish(),
+        Ok(Completed::SignedIn(user, next)) => {
             log_signed_in(&user);
             auth.events().signed_in(&req, &user).await;
             HttpResponse::Found()
@@ -88,6 +92,17 @@ pub(crate) async fn callback(req: HttpRequest, session: Session) -> HttpResponse
 
 type Refusal = (AuthError, Option<Box<Claims>>);
 
+/// How a callback ended well: signed in, or sent on to another B2C policy.
+enum Completed {
+    SignedIn(Box<User>, String),
+    /// B2C password reset: a new authorization request at the reset policy.
+    Restarted(String),
+}
+
+/// B2C answers "forgot your password?" on the sign-in page with this error, and the app must
+/// start the password-reset policy itself.
+const B2C_PASSWORD_RESET: &str = "AADB2C90118";
+
 /// Claims come from the token: logged with Debug formatting, so `\n` stays `\n`.
 fn log_signed_in(user: &User) {
     tracing::info!(sub = ?user.sub, oid = ?user.oid, role = ?user.role(), "signed in");
@@ -103,11 +118,7 @@ fn log_refused(err: &AuthError, claims: Option<&Claims>) {
     );
 }
 
-async fn complete(
-    req: &HttpRequest,
-    session: &Session,
-    auth: &Auth,
-) -> Result<(User, String), Refusal> {
+async fn complete(req: &HttpRequest, session: &Session, auth: &Auth) -> Result<Completed, Refusal> {
     let params = CallbackParams::parse(req.query_string()).map_err(|e| (e, None))?;
     let state = params.state.ok_or((AuthError::StateMissing, None))?;
     let typed = AuthSession(session);
@@ -119,6 +130,23 @@ async fn complete(
         return Err((AuthError::StateExpired, None));
     }
     if let Some(code) = params.error {
+        let reset = auth.config().b2c.reset_password.as_deref();
+        let forgot = code == "access_denied"
+            && params
+                .error_description
+                .as_deref()
+                .is_some_and(|d| d.trim_start().starts_with(B2C_PASSWORD_RESET));
+        if let (true, Some(policy)) = (forgot, reset) {
+            let provider = auth.provider().await.map_err(|e| (e, None))?;
+            let (url, fresh) =
+                flow::begin_policy(auth.config(), &provider, pending.next, now, Some(policy));
+            let ttl = auth.config().pending_ttl.as_secs() as i64;
+            typed
+                .push_pending(fresh, now, ttl)
+                .map_err(|e| (AuthError::Session(e), None))?;
+            tracing::info!(policy = ?policy, "B2C password reset asked (AADB2C90118): starting the reset-password policy");
+            return Ok(Completed::Restarted(url.to_string()));
+        }
         return Err((
             AuthError::ProviderError {
                 code: code.chars().take(64).collect(),
@@ -158,7 +186,48 @@ async fn complete(
     typed
         .sign_in(&user, &hints, now)
         .map_err(|e| (AuthError::Session(e), None))?;
-    Ok((user, pending.next))
+    Ok(Completed::SignedIn(Box::new(user), pending.next))
+}
+
+/// `GET /profile/edit` (mounted only with a B2C edit-profile policy): a new authorization
+/// request at that policy; its callback is the normal one, which replaces the session's user
+/// with the new ID token's. Anonymous callers go to the sign-in page first.
+pub(crate) async fn profile_edit(req: HttpRequest, session: Session) -> HttpResponse {
+    let Some(auth) = req.app_data::<Auth>() else {
+        return HttpResponse::InternalServerError().finish();
+    };
+    let config = auth.config();
+    let Some(policy) = config.b2c.edit_profile.as_deref() else {
+        return HttpResponse::NotFound().finish();
+    };
+    let typed = AuthSession(&session);
+    if typed.user().is_none() {
+        let next: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("next", req.path())
+            .finish();
+        return HttpResponse::Found()
+            .insert_header((header::LOCATION, format!("{}?{next}", config.login_path())))
+            .finish();
+    }
+    let provider = match auth.provider().await {
+        Ok(p) => p,
+        Err(err) => {
+            tracing::warn!(reason = err.reason(), error = %Escaped(&err), "profile edit: provider unavailable");
+            return auth.pages().auth_error(&req, &err);
+        }
+    };
+    let now = now();
+    let (url, pending) = flow::begin_policy(config, &provider, "/".to_owned(), now, Some(policy));
+    if let Err(e) = typed.push_pending(pending, now, config.pending_ttl.as_secs() as i64) {
+        let err = AuthError::Session(e);
+        tracing::error!(error = %Escaped(&err), "could not store the pending profile edit");
+        return auth.pages().auth_error(&req, &err);
+    }
+    tracing::info!(policy = ?policy, "starting the B2C edit-profile policy");
+    HttpResponse::Found()
+        .insert_header((header::LOCATION, url.to_string()))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
 }
 
 /// `GET /logout`: ends the server-side session, then signs out at the provider.

@@ -8,7 +8,8 @@ use jsonwebtoken::{Algorithm, Validation, decode, decode_header, errors::ErrorKi
 use serde::Deserialize;
 
 use crate::error::TokenError;
-use crate::metadata::{Provider, TENANT_PLACEHOLDER};
+use crate::issuer::IssuerRule;
+use crate::metadata::Provider;
 use crate::tenant::TenantPolicy;
 
 /// Asymmetric algorithms only: never `none`, never HS* (an HMAC "signed" with the public key).
@@ -108,6 +109,12 @@ pub struct Claims {
     /// Hash of the code beside an ID token (hybrid flow): only ID tokens carry it.
     #[serde(default)]
     pub c_hash: Option<String>,
+    /// Azure AD B2C: the policy (user flow) that issued the token.
+    #[serde(default)]
+    pub tfp: Option<String>,
+    /// Azure AD B2C's other name for the policy claim (`tfp` when configured so).
+    #[serde(default)]
+    pub acr: Option<String>,
 }
 
 impl Claims {
@@ -173,7 +180,7 @@ pub(crate) async fn validate(
     expect: &Expectations<'_>,
 ) -> Result<Claims, TokenError> {
     let claims = verify_signature(token, provider, http, expect).await?;
-    check_claims(&claims, &provider.metadata.issuer, expect, now())?;
+    check_claims(&claims, &provider.issuer, expect, now())?;
     Ok(claims)
 }
 
@@ -214,7 +221,7 @@ pub(crate) async fn verify_signature(
 /// The checks jsonwebtoken does not do, on already signature-checked claims.
 pub(crate) fn check_claims(
     claims: &Claims,
-    discovered_issuer: &str,
+    issuer: &IssuerRule,
     expect: &Expectations<'_>,
     now: i64,
 ) -> Result<(), TokenError> {
@@ -240,19 +247,10 @@ pub(crate) fn check_claims(
         }
     }
 
-    let tid = claims.tid.as_deref().filter(|t| !t.is_empty());
-    let expected_issuer = if discovered_issuer.contains(TENANT_PLACEHOLDER) {
-        let tid = tid.ok_or_else(|| TokenError::MissingClaim("tid".into()))?;
-        discovered_issuer.replace(TENANT_PLACEHOLDER, tid)
-    } else {
-        discovered_issuer.to_owned()
-    };
-    if claims.iss != expected_issuer {
-        return Err(TokenError::WrongIssuer);
-    }
+    issuer.check(claims)?;
     expect
         .allowed_tenants
-        .check(claims.tid.as_deref(), discovered_issuer)?;
+        .check(claims.tid.as_deref(), issuer.discovered())?;
 
     let leeway = i64::try_from(expect.leeway_secs).unwrap_or(0);
     match claims.iat {
@@ -353,7 +351,7 @@ mod tests {
     fn entra_tenant_template_uses_tid_and_the_tenant_policy() {
         const HOME: &str = "5b0f3a1e-7c2d-4e8f-9a6b-1d2c3e4f5a60";
         const OTHER: &str = "f4b71c2e-9d3a-4b6f-8e1c-7a2b3c4d5e6f";
-        let template = "https://idp.example/{tenantid}/v2.0";
+        let template = &IssuerRule::for_tests("https://idp.example/{tenantid}/v2.0");
         let mut c = claims();
         c.tid = Some(HOME.into());
         c.iss = format!("https://idp.example/{HOME}/v2.0");
@@ -389,7 +387,7 @@ mod tests {
         assert_eq!(
             check_claims(
                 &c,
-                "https://idp.example/t1/v2.0",
+                &IssuerRule::for_tests("https://idp.example/t1/v2.0"),
                 &expect(&TenantPolicy::Unset),
                 1_000
             ),

@@ -71,6 +71,7 @@ mod flow;
 mod handlers;
 mod http;
 mod id_token;
+mod issuer;
 mod log_safe;
 mod memory_store;
 mod metadata;
@@ -95,6 +96,7 @@ pub use client_credential::{
     CERTIFICATE_FILE_FIELD, CertificateError, CertificatePart, ClientCertificate, ClientCredential,
     PRIVATE_KEY_FILE_FIELD,
 };
+pub use config::B2cPolicies;
 pub use config::{
     AuthConfig, AuthConfigBuilder, ConfigError, ConfigProblem, DEFAULT_API_SCOPE, DEFAULT_ROLES,
 };
@@ -158,6 +160,12 @@ impl Auth {
             .route(config.login_path(), web::get().to(handlers::login))
             .route(config.redirect_path(), web::get().to(handlers::callback))
             .route(config.logout_path(), web::get().to(handlers::logout));
+        if config.b2c.edit_profile.is_some() {
+            cfg.route(
+                &config.profile_edit_path(),
+                web::get().to(handlers::profile_edit),
+            );
+        }
     }
 
     /// The middleware that enforces the configured route rules. Wrap it inside the session

@@ -18,6 +18,7 @@ use crate::config::AuthConfig;
 use crate::error::{AuthError, TokenError};
 use crate::events::{AuthEvents, IdpEndpoint};
 use crate::id_token::accepted_algorithms;
+use crate::issuer::{IssuerRule, IssuerSettings};
 use crate::log_safe::Escaped;
 
 /// The parts of the discovery document rolegate uses.
@@ -44,24 +45,9 @@ pub(crate) struct ProviderMetadata {
 pub(crate) const TENANT_PLACEHOLDER: &str = "{tenantid}";
 
 impl ProviderMetadata {
-    /// Checks that the document describes the configured authority and that every endpoint
-    /// uses https (loopback excepted), so a tampered document cannot downgrade the flow.
-    fn check(&self, authority: &Url) -> Result<(), String> {
-        let issuer = self.issuer.trim_end_matches('/');
-        let expected = authority.as_str().trim_end_matches('/');
-        if issuer.contains(TENANT_PLACEHOLDER) {
-            let issuer_url = Url::parse(&issuer.replace(TENANT_PLACEHOLDER, "tenant"))
-                .map_err(|_| "the discovery issuer is not a URL".to_owned())?;
-            if issuer_url.origin() != authority.origin() {
-                return Err(format!(
-                    "the discovery issuer {issuer} is not on the authority's host {expected}"
-                ));
-            }
-        } else if issuer != expected {
-            return Err(format!(
-                "the discovery issuer {issuer} differs from the configured authority {expected}"
-            ));
-        }
+    /// Checks that every endpoint uses https (loopback excepted), so a tampered document
+    /// cannot downgrade the flow. The issuer is `issuer.rs`'s to judge.
+    fn check(&self) -> Result<(), String> {
         for (name, url) in [
             ("authorization_endpoint", &self.authorization_endpoint),
             ("token_endpoint", &self.token_endpoint),
@@ -295,6 +281,8 @@ pub(crate) struct Provider {
     pub algorithms: Vec<Algorithm>,
     /// The host's hooks, told of each provider call.
     pub events: Arc<dyn AuthEvents>,
+    /// What `iss` tokens must carry (from the discovery issuer and the settings).
+    pub issuer: IssuerRule,
 }
 
 impl Provider {
@@ -344,7 +332,7 @@ impl ProviderHandle {
         }
         let discovered = discover(config, http, events)
             .await
-            .map_err(AuthError::ProviderUnavailable)
+            .map_err(|failure| failure.error())
             // A multi-tenant issuer with no tenant policy would let every tenant in.
             .and_then(|p| {
                 config
@@ -359,7 +347,7 @@ impl ProviderHandle {
                     *current = Some(provider.clone());
                 }
                 *last = None;
-                tracing::info!(issuer = ?provider.metadata.issuer, "identity provider discovered");
+                tracing::info!(issuer = ?provider.issuer.describe(), "identity provider discovered");
                 Ok(provider)
             }
             Err(err) => {
@@ -386,29 +374,61 @@ impl Default for ProviderHandle {
     }
 }
 
+/// Why discovery failed: the provider (retried, 503) or a setting that must change.
+#[derive(Debug, Clone)]
+enum Failure {
+    Unavailable(String),
+    Settings(String),
+}
+
+impl From<String> for Failure {
+    fn from(reason: String) -> Failure {
+        Failure::Unavailable(reason)
+    }
+}
+
+impl Failure {
+    fn error(&self) -> AuthError {
+        match self {
+            Failure::Unavailable(e) => AuthError::ProviderUnavailable(e.clone()),
+            Failure::Settings(e) => AuthError::ProviderMismatch(e.clone()),
+        }
+    }
+}
+
 async fn discover(
     config: &AuthConfig,
     http: &reqwest::Client,
     events: &Arc<dyn AuthEvents>,
-) -> Result<Provider, String> {
+) -> Result<Provider, Failure> {
     let started = Instant::now();
     let metadata = fetch_metadata(config, http).await;
     events.idp_call(IdpEndpoint::Discovery, started.elapsed(), metadata.is_ok());
     let metadata = metadata?;
-    metadata.check(&config.authority)?;
+    metadata.check()?;
+    let issuer = IssuerRule::from_discovery(
+        &metadata.issuer,
+        &IssuerSettings {
+            authority: &config.authority,
+            configured: config.issuer.as_deref(),
+            b2c_policies: &config.b2c.all(),
+        },
+    )
+    .map_err(Failure::Settings)?;
     let algorithms = accepted_algorithms(metadata.id_token_signing_alg_values_supported.as_deref());
     if algorithms.is_empty() {
-        return Err(format!(
+        return Err(Failure::Unavailable(format!(
             "the provider signs ID tokens only with {:?}, none of which is an allowed \
              asymmetric algorithm",
             metadata
                 .id_token_signing_alg_values_supported
                 .as_deref()
                 .unwrap_or_default()
-        ));
+        )));
     }
     let keys = KeyCache::fetch(http, &metadata.jwks_uri, events.as_ref()).await?;
     Ok(Provider {
+        issuer,
         algorithms,
         events: events.clone(),
         keys: KeyCache {

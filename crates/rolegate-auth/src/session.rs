@@ -140,6 +140,10 @@ pub(crate) struct PendingLogin {
     pub pkce_verifier: String,
     pub next: String,
     pub created_at: i64,
+    /// The B2C policy this request was started with, when not the sign-in one: its code is
+    /// redeemed at that policy's token endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
 }
 
 /// Data kept for sign-out (`id_token_hint`, `logout_hint`).
@@ -256,6 +260,7 @@ mod tests {
             pkce_verifier: "v".into(),
             next: "/".into(),
             created_at: 100,
+            policy: None,
         }
     }
 
