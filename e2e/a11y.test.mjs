@@ -147,9 +147,9 @@ test('keyboard only: bob posts a note with Tab, typing and Enter; notes page wit
       page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/notes'),
       page.keyboard.press('Enter'),
     ]);
-    await page.waitForLoadState('load');
     assert.equal(invalid.status(), 422);
-    assert.ok(await page.locator('#form-errors li').count() >= 1);
+    // Wait for the 422 page itself: 'load' can still be the old page's under load.
+    await page.locator('#form-errors li').first().waitFor({ timeout: 10000 });
     await checkPage(page, 'notes-errors');
 
     // A fresh page: Tab to the title, type, Tab to the text, type, Tab to the button, Enter.
@@ -168,8 +168,9 @@ test('keyboard only: bob posts a note with Tab, typing and Enter; notes page wit
       page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/notes'),
       page.keyboard.press('Enter'),
     ]);
-    await page.waitForLoadState('load');
     assert.ok(posted.status() >= 300 && posted.status() < 400, `POST /notes: ${posted.status()}`);
+    // Wait for the page after the redirect (the list with the new note), not the old one.
+    await page.locator('#note-list article.note h2', { hasText: title }).first().waitFor({ timeout: 10000 });
     assert.equal(path(page), '/notes');
     const first = (await page.locator('#note-list article.note h2').first().textContent()).trim();
     assert.equal(first, title, 'the keyboard note is the newest');
