@@ -228,3 +228,54 @@ async fn bad_usage_exits_2_with_a_message() {
     assert_eq!(help.status.code(), Some(0));
     assert!(stdout(&help).contains("revoke"));
 }
+
+/// `audit tail --follow` prints rows written after it started, and Ctrl-C ends it with 0.
+#[tokio::test]
+async fn audit_tail_follow_prints_new_rows_and_stops_on_ctrl_c() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let app = sqlite_app().await;
+    sign_in_with_sub(&app, "alice", &unique_sub("alice")).await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rolegate"))
+        .args(["audit", "tail", "--follow", "--json", "--event", "sign_in"])
+        .envs(&app.env)
+        .env("APP_ENV", "Test")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("rolegate runs");
+    let (lines_tx, lines) = std::sync::mpsc::channel::<serde_json::Value>();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(serde_json::from_str(&line).expect("a JSON line"));
+        }
+    });
+    let next = |what: &str| {
+        lines
+            .recv_timeout(std::time::Duration::from_secs(15))
+            .unwrap_or_else(|_| panic!("no line for {what}"))
+    };
+    let first = next("the existing row");
+    assert_eq!(first["user_name"], "Alice Test", "{first}");
+
+    // A row written while it follows shows up within its one-second poll.
+    let bob = app.same_app_new_browser();
+    sign_in_with_sub(&bob, "bob", &unique_sub("bob")).await;
+    let second = next("the new row");
+    assert_eq!(second["event"], "sign_in");
+    assert_eq!(second["user_name"], "Bob Test", "{second}");
+    // A sign-out is another event, filtered out.
+    assert_eq!(bob.get("/logout").await.status(), 302);
+
+    let pid = child.id().to_string();
+    let sent = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(sent.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "Ctrl-C ends --follow cleanly");
+    assert!(
+        lines.try_iter().all(|row| row["event"] == "sign_in"),
+        "only the followed event is printed"
+    );
+}
