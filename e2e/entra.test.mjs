@@ -113,6 +113,7 @@ test('sign-in with the certificate client (private_key_jwt, no secret)', async (
     APP__AUTH__CLIENT_SECRET: '',
     APP__AUTH__CLIENT_CERTIFICATE__CERTIFICATE_FILE: join(dataDir, 'client-cert.pem'),
     APP__AUTH__CLIENT_CERTIFICATE__PRIVATE_KEY_FILE: join(dataDir, 'client-key.pem'),
+    APP__AUTH__CLIENT_AUTH_METHOD: 'auto', // appsettings.Development.json pins post for the secret
   });
   await withPage(async (page) => {
     const cb = await entraSignIn(page, 'carol', 'entra-cert-carol');

@@ -133,6 +133,8 @@ pub struct AuthSettings {
     pub client_private_key_file: String,
     /// The certificate credential, when both files are set and load (replaces the secret).
     pub client_certificate: Option<ClientCertificate>,
+    /// `auth.client_auth_method`: how the token call authenticates (default `auto`).
+    pub client_auth_method: rolegate_auth::ClientAuthMethod,
     /// Prefix of the sign-in, callback and sign-out routes (empty = at the root).
     pub base_path: String,
     pub redirect_path: String,

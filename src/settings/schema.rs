@@ -55,6 +55,13 @@ pub(super) fn read(r: &mut Reader<'_>, env: AppEnv) -> Settings {
     let client_id = r.string("auth.client_id", "");
     let client_secret = r.get::<String>("auth.client_secret", String::new(), "text");
     let certificate = super::certificate::read(r, &client_secret);
+    let client_auth_method = match r.string("auth.client_auth_method", "auto").parse() {
+        Ok(method) => method,
+        Err(why) => {
+            r.problem("auth.client_auth_method", why);
+            rolegate_auth::ClientAuthMethod::Auto
+        }
+    };
     let base_path = r.string("auth.base_path", "");
     let redirect_path = r.string("auth.redirect_path", "/getAToken");
     let scopes = r.list("auth.scopes", &["openid", "profile", "email"]);
@@ -191,6 +198,7 @@ pub(super) fn read(r: &mut Reader<'_>, env: AppEnv) -> Settings {
             client_certificate_file: certificate.certificate_file,
             client_private_key_file: certificate.private_key_file,
             client_certificate: certificate.certificate,
+            client_auth_method,
             base_path,
             redirect_path,
             scopes,

@@ -31,6 +31,7 @@ pub fn auth_config_at(s: &Settings, now: SystemTime) -> Result<AuthConfig, Vec<P
     )
     .client_secret(a.client_secret.clone())
     .client_certificate(a.client_certificate.clone())
+    .client_auth_method(a.client_auth_method)
     .base_path(a.base_path.clone())
     .redirect_path(a.redirect_path.clone())
     .scopes(a.scopes.clone())

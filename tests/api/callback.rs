@@ -110,8 +110,8 @@ async fn token_endpoint_failures_are_bad_gateway_or_timeout() {
         ),
         (
             TokenReply::Raw(401, r#"{"error":"invalid_client"}"#.into()),
-            502,
-            "token_rejected",
+            503,
+            "client_auth_rejected",
         ),
         (
             TokenReply::Raw(500, "<html>oops</html>".into()),

@@ -285,6 +285,8 @@ fn check_config_shows_the_certificate_but_never_the_key() {
         .arg("check-config")
         .env("APP_ENV", "Development")
         .env("APP__AUTH__CLIENT_SECRET", "")
+        // appsettings.Development.json pins client_secret_post for the dev IdP's secret client.
+        .env("APP__AUTH__CLIENT_AUTH_METHOD", "auto")
         .env(CERT_FILE, fixture("client-cert.pem"))
         .env(KEY_FILE, fixture("client-key.pem"))
         .output()

@@ -120,6 +120,9 @@ pub struct IdpState {
     pub issuer_override: Option<String>,
     /// The path of the last token request (B2C policies have their own token endpoints).
     pub last_token_path: Option<String>,
+    /// `token_endpoint_auth_methods_supported` to advertise instead of post + basic
+    /// (`Some(vec![])` leaves the field out).
+    pub auth_methods: Option<Vec<String>>,
 }
 
 /// A `private_key_jwt` client assertion as the token endpoint received it.
@@ -166,6 +169,7 @@ impl FakeIdp {
             client_assertions: Vec::new(),
             issuer_override: None,
             last_token_path: None,
+            auth_methods: None,
         }));
         let jwks_hits = Arc::new(AtomicUsize::new(0));
         let token_hits = Arc::new(AtomicUsize::new(0));
@@ -456,6 +460,13 @@ fn discovery_doc(s: &Shared, issuer: &str) -> Value {
         "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
         "authorization_response_iss_parameter_supported": state.iss_param_supported,
     });
+    if let Some(methods) = &state.auth_methods {
+        doc["token_endpoint_auth_methods_supported"] = json!(methods);
+        if methods.is_empty() {
+            doc.as_object_mut()
+                .map(|o| o.remove("token_endpoint_auth_methods_supported"));
+        }
+    }
     if let Some(algs) = &state.signing_algs {
         doc["id_token_signing_alg_values_supported"] = json!(algs);
     }

@@ -3,7 +3,7 @@
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-use crate::fake_idp::{CLIENT_ID, CLIENT_SECRET};
+use crate::fake_idp::CLIENT_ID;
 use crate::helpers::{PUBLIC_URL, client_with, spawn_app, start_rolegate, started_from_page};
 
 #[tokio::test]
@@ -50,11 +50,14 @@ async fn alice_signs_in_and_sees_her_page() {
     assert_eq!(response.status(), 302);
     assert_eq!(response.headers()["location"], "/api/me");
 
-    // The code was redeemed with the PKCE verifier and the secret in the body.
+    // The code was redeemed with the PKCE verifier and the secret, in a Basic header: the
+    // fake provider is not Entra-shaped (tests/api/client_auth.rs covers each choice).
     let form = app.idp.last_token_form();
     assert_eq!(form["grant_type"], "authorization_code");
     assert_eq!(form["code"], "test-code");
-    assert_eq!(form["client_secret"], CLIENT_SECRET);
+    assert!(!form.contains_key("client_secret"));
+    let basic = app.idp.state.lock().unwrap().last_token_auth_header.clone();
+    assert!(basic.is_some_and(|h| h.starts_with("Basic ")));
     assert_eq!(form["redirect_uri"], format!("{PUBLIC_URL}/getAToken"));
     let digest = Sha256::digest(form["code_verifier"].as_bytes());
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);

@@ -58,3 +58,53 @@ async fn logout_without_end_session_lands_on_login() {
     let page = app.get("/login").await.text().await.unwrap();
     assert!(page.contains("id=\"signed-out\""));
 }
+
+/// Issue 14 item 2: the end-session redirect carries `state`, checked on the way back.
+fn logout_query(response: &reqwest::Response) -> std::collections::HashMap<String, String> {
+    let location = url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
+    location.query_pairs().into_owned().collect()
+}
+
+#[tokio::test]
+async fn logout_sends_state_and_checks_it_on_return() {
+    let app = spawn_app().await;
+    app.sign_in("alice").await;
+    let response = app.get("/logout").await;
+    let q = logout_query(&response);
+    let state = q["state"].clone();
+    assert!(state.len() >= 20, "a random state: {state}");
+    assert_eq!(q["client_id"], CLIENT_ID);
+
+    // The provider comes back with the same state: the signed-out notice.
+    let page = app.get(&format!("/login?state={state}")).await;
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("id=\"signed-out\""));
+
+    // A forged state: still signed out, the plain sign-in page, no redirect anywhere.
+    app.sign_in("alice").await;
+    let again = logout_query(&app.get("/logout").await);
+    assert_ne!(again["state"], state, "fresh per sign-out");
+    let forged = app.get("/login?state=forged-state").await;
+    assert_eq!(forged.status(), 200);
+    assert!(!forged.text().await.unwrap().contains("id=\"signed-out\""));
+    assert!(!app.is_signed_in().await);
+}
+
+#[tokio::test]
+async fn logout_without_a_hint_still_round_trips() {
+    let app = spawn_app().await;
+    // dave is refused at sign-in (no role): no ID token to hint with.
+    let started = app.start_login("").await;
+    let claims = app.idp.claims("dave", &started.nonce);
+    let refused = app.finish_with_token(&started, app.idp.sign(&claims)).await;
+    assert_eq!(refused.status(), 403);
+    let response = app.get("/logout").await;
+    assert_eq!(response.status(), 302);
+    let q = logout_query(&response);
+    assert!(!q.contains_key("id_token_hint") && !q.contains_key("logout_hint"));
+    assert_eq!(q["client_id"], CLIENT_ID);
+    assert_eq!(q["post_logout_redirect_uri"], format!("{PUBLIC_URL}/login"));
+    let page = app.get(&format!("/login?state={}", q["state"])).await;
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("id=\"signed-out\""));
+}

@@ -6,6 +6,7 @@ mod authorization;
 mod bearer;
 mod callback;
 mod certificate;
+mod client_auth;
 mod fake_idp;
 mod floods;
 mod fuzz;

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use url::Url;
 
+use crate::client_auth::ClientAuthMethod;
 use crate::client_credential::{CERTIFICATE_FILE_FIELD, ClientCertificate, ClientCredential};
 use crate::metadata::{is_loopback_host, is_secure_or_loopback};
 use crate::roles::{RoleHierarchy, RoleSource};
@@ -43,6 +44,8 @@ pub struct AuthConfig {
     pub(crate) issuer: Option<String>,
     /// Azure AD B2C policies (user flows); all `None` outside B2C.
     pub(crate) b2c: B2cPolicies,
+    /// `auth.client_auth_method`: checked against the credential at build time.
+    pub(crate) client_auth_method: ClientAuthMethod,
 }
 
 /// The B2C policies in use: sign-in (configured, or the authority's policy segment), profile
@@ -231,6 +234,7 @@ pub struct AuthConfigBuilder {
     public_url: String,
     client_secret: String,
     client_certificate: Option<ClientCertificate>,
+    client_auth_method: ClientAuthMethod,
     base_path: String,
     redirect_path: String,
     scopes: Vec<String>,
@@ -278,6 +282,7 @@ impl Default for AuthConfigBuilder {
             public_url: String::new(),
             client_secret: String::new(),
             client_certificate: None,
+            client_auth_method: ClientAuthMethod::Auto,
             base_path: String::new(),
             redirect_path: "/getAToken".into(),
             scopes: ["openid", "profile", "email"].map(String::from).to_vec(),
@@ -328,6 +333,13 @@ impl AuthConfigBuilder {
     /// expired when [`build_at`](Self::build_at) runs.
     pub fn client_certificate(mut self, certificate: Option<ClientCertificate>) -> Self {
         self.client_certificate = certificate;
+        self
+    }
+
+    /// How the token call authenticates (default [`ClientAuthMethod::Auto`]); an explicit
+    /// method the credential cannot do is a build problem on `client_auth_method`.
+    pub fn client_auth_method(mut self, method: ClientAuthMethod) -> Self {
+        self.client_auth_method = method;
         self
     }
 
@@ -771,6 +783,12 @@ impl AuthConfigBuilder {
             }
         });
         let b2c = b2c_policies(&self.b2c, authority.as_ref(), &mut problem);
+        if let Some(why) = credential
+            .as_ref()
+            .and_then(|c| self.client_auth_method.misfit(c))
+        {
+            problem("client_auth_method", why);
+        }
 
         let (Some(authority), Some(public)) = (authority, public) else {
             return Err(ConfigError { problems });
@@ -812,6 +830,7 @@ impl AuthConfigBuilder {
             rules: Arc::new(rules),
             issuer,
             b2c,
+            client_auth_method: self.client_auth_method,
         })
     }
 }

@@ -194,6 +194,17 @@ pub enum AuthError {
     /// The client certificate's key could not sign the token call's assertion.
     #[error("the client assertion could not be signed: {0}")]
     ClientAssertion(String),
+    /// The token endpoint answered `invalid_client` / `unauthorized_client`: the client
+    /// authentication method or credential does not match the registration, a settings
+    /// problem (503), not a broken provider (502).
+    #[error(
+        "the token endpoint refused the client authentication ({code}) with method {method}; discovery lists: {offered}; check auth.client_auth_method and the credential"
+    )]
+    ClientAuthRejected {
+        code: String,
+        method: &'static str,
+        offered: String,
+    },
 }
 
 impl AuthError {
@@ -216,9 +227,9 @@ impl AuthError {
             | AuthError::TokenEndpointFailed(_)
             | AuthError::MissingIdToken => StatusCode::BAD_GATEWAY,
             AuthError::TokenEndpointTimeout => StatusCode::GATEWAY_TIMEOUT,
-            AuthError::ProviderUnavailable(_) | AuthError::ProviderMismatch(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            AuthError::ProviderUnavailable(_)
+            | AuthError::ProviderMismatch(_)
+            | AuthError::ClientAuthRejected { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AuthError::Session(_) | AuthError::ClientAssertion(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -247,6 +258,7 @@ impl AuthError {
             AuthError::Session(_) => "session_error",
             AuthError::TenantPolicyMissing { .. } => "tenant_policy_missing",
             AuthError::ClientAssertion(_) => "client_assertion_failed",
+            AuthError::ClientAuthRejected { .. } => "client_auth_rejected",
         }
     }
 
@@ -280,6 +292,9 @@ impl AuthError {
                 "Sign-in is not set up for this identity provider's tenants"
             }
             AuthError::ClientAssertion(_) => "This application could not prove its identity",
+            AuthError::ClientAuthRejected { .. } => {
+                "Sign-in is misconfigured: the identity provider refused this application's client authentication"
+            }
         }
     }
 
@@ -305,6 +320,20 @@ impl AuthError {
                 return format!(
                     "Your account signed in, but it has not been assigned a role in this application \
                      ({roles}). Ask an administrator to assign you one, then sign in again."
+                )
+                .into();
+            }
+            AuthError::ClientAuthRejected {
+                code,
+                method,
+                offered,
+            } => {
+                return format!(
+                    "The identity provider answered {code} to the token request. This \
+                     application authenticated with {method}; the provider's discovery lists: \
+                     {offered}. An administrator must make the setting auth.client_auth_method \
+                     (and the secret or certificate) match the client's registration at the \
+                     provider, then restart the application."
                 )
                 .into();
             }

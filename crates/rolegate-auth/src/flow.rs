@@ -16,6 +16,7 @@ use oauth2::{
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::client_auth::{self, ClientAuthMethod};
 use crate::client_credential::{ClientCredential, JWT_BEARER, unix_secs};
 use crate::config::AuthConfig;
 use crate::error::AuthError;
@@ -52,6 +53,7 @@ fn client(
     provider: &Provider,
     policy: Option<&str>,
 ) -> OidcClient<EndpointSet, EndpointSet> {
+    let method = auth_method(config, provider);
     let endpoint = |url: &Url| match policy {
         Some(p) => policy_url(url, config.b2c.sign_up_sign_in.as_deref(), p),
         None => url.clone(),
@@ -66,7 +68,7 @@ fn client(
         .set_redirect_uri(RedirectUrl::from_url(config.redirect_url.clone()));
     match &config.credential {
         ClientCredential::Secret(secret) => {
-            let auth_type = if provider.secret_in_body() {
+            let auth_type = if method == ClientAuthMethod::ClientSecretPost {
                 AuthType::RequestBody
             } else {
                 AuthType::BasicAuth
@@ -77,6 +79,16 @@ fn client(
         }
         ClientCredential::Certificate(_) => client.set_auth_type(AuthType::RequestBody),
     }
+}
+
+/// The method this provider's token calls use (`auth.client_auth_method`, `auto` resolved).
+pub(crate) fn auth_method(config: &AuthConfig, provider: &Provider) -> ClientAuthMethod {
+    client_auth::choose(
+        config.client_auth_method,
+        &config.credential,
+        &config.authority,
+        &provider.metadata.token_endpoint_auth_methods_supported,
+    )
 }
 
 /// The `private_key_jwt` parameters of one token call, when the credential is a certificate.
@@ -292,7 +304,13 @@ pub(crate) async fn redeem(
         started.elapsed(),
         response.is_ok(),
     );
-    let response = response.map_err(|e| map_token_error(e, status.load(Ordering::Relaxed)))?;
+    let response = response.map_err(|e| {
+        client_auth_refusal(
+            map_token_error(e, status.load(Ordering::Relaxed)),
+            config,
+            provider,
+        )
+    })?;
     let raw = response
         .extra_fields()
         .id_token
@@ -312,6 +330,25 @@ pub(crate) async fn redeem(
     )
     .await?;
     Ok((claims, raw))
+}
+
+/// `invalid_client` / `unauthorized_client` name the client authentication as the cause: a
+/// configuration refusal that says which method was used and which discovery lists.
+fn client_auth_refusal(err: AuthError, config: &AuthConfig, provider: &Provider) -> AuthError {
+    match err {
+        AuthError::TokenRejected(code)
+            if matches!(code.as_str(), "invalid_client" | "unauthorized_client") =>
+        {
+            AuthError::ClientAuthRejected {
+                code,
+                method: auth_method(config, provider).as_str(),
+                offered: client_auth::describe_listed(
+                    &provider.metadata.token_endpoint_auth_methods_supported,
+                ),
+            }
+        }
+        other => other,
+    }
 }
 
 /// OAuth error codes about the application's registration or settings, not the code: the

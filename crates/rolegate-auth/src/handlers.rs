@@ -27,7 +27,7 @@ pub(crate) async fn login(req: HttpRequest, session: Session) -> HttpResponse {
         .find(|(k, _)| k == "next")
         .map(|(_, v)| safe_next(&v))
         .unwrap_or_else(|| "/".to_owned());
-    let signed_out = req.cookie(FLASH_COOKIE).is_some();
+    let signed_out = signed_out_return(&req);
 
     let mut response = match auth.provider().await {
         Err(err) => {
@@ -53,7 +53,7 @@ pub(crate) async fn login(req: HttpRequest, session: Session) -> HttpResponse {
             )
         }
     };
-    if signed_out {
+    if req.cookie(FLASH_COOKIE).is_some() {
         let mut gone = flash_cookie(auth.config().login_path(), "");
         gone.make_removal();
         let _ = response.add_cookie(&gone);
@@ -246,6 +246,9 @@ pub(crate) async fn logout(req: HttpRequest, session: Session) -> HttpResponse {
     auth.events().signed_out(&req, user.as_ref()).await;
 
     let config = auth.config();
+    // Returned by the provider to the post-logout URL and checked there (`signed_out_return`);
+    // some providers (glewlwyd) only honour post_logout_redirect_uri when `state` is present.
+    let state = oauth2::CsrfToken::new_random_len(24).secret().clone();
     let end_session = auth
         .provider()
         .await
@@ -260,7 +263,8 @@ pub(crate) async fn logout(req: HttpRequest, session: Session) -> HttpResponse {
                         "post_logout_redirect_uri",
                         config.post_logout_redirect_url.as_str(),
                     )
-                    .append_pair("client_id", &config.client_id);
+                    .append_pair("client_id", &config.client_id)
+                    .append_pair("state", &state);
                 if let Some(hints) = &hints {
                     query.append_pair("id_token_hint", &hints.id_token);
                     if let Some(hint) = &hints.login_hint {
@@ -275,8 +279,47 @@ pub(crate) async fn logout(req: HttpRequest, session: Session) -> HttpResponse {
     HttpResponse::Found()
         .insert_header((header::LOCATION, location))
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .cookie(flash_cookie(config.login_path(), "signed_out"))
+        .cookie(flash_cookie(
+            config.login_path(),
+            &format!("{FLASH_SIGNED_OUT}.{state}"),
+        ))
         .finish()
+}
+
+/// The flash cookie's value prefix; the sign-out's `state` follows a dot.
+const FLASH_SIGNED_OUT: &str = "signed_out";
+
+/// Whether `/login` is the return from a sign-out of this browser: the flash cookie is there
+/// and, when the provider sends `state` back, it is the one the sign-out sent. A stray or
+/// forged `state` is logged and shows the plain sign-in page (the session is gone either way,
+/// and `/login` never redirects on it).
+fn signed_out_return(req: &HttpRequest) -> bool {
+    let flash = req.cookie(FLASH_COOKIE).map(|c| c.value().to_owned());
+    let Some(flash) = flash.filter(|v| v.starts_with(FLASH_SIGNED_OUT)) else {
+        if let Some(state) = query_state(req) {
+            tracing::warn!(state = ?state, reason = "logout_state_unknown", "sign-out return: a state but no sign-out started in this browser");
+        }
+        return false;
+    };
+    match query_state(req) {
+        None => true,
+        Some(state) => {
+            let expected = flash
+                .strip_prefix(FLASH_SIGNED_OUT)
+                .and_then(|v| v.strip_prefix('.'));
+            let ok = expected == Some(state.as_str());
+            if !ok {
+                tracing::warn!(state = ?state, reason = "logout_state_mismatch", "sign-out return: the state is not the one this browser's sign-out sent");
+            }
+            ok
+        }
+    }
+}
+
+fn query_state(req: &HttpRequest) -> Option<String> {
+    url::form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.chars().take(256).collect())
 }
 
 fn flash_cookie(login_path: &str, value: &str) -> Cookie<'static> {

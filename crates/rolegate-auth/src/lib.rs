@@ -62,6 +62,7 @@
 
 mod access_token;
 mod caller;
+mod client_auth;
 mod client_credential;
 mod config;
 mod error;
@@ -92,6 +93,7 @@ use std::sync::Arc;
 
 use actix_web::web;
 
+pub use client_auth::{CLIENT_AUTH_METHODS, ClientAuthMethod};
 pub use client_credential::{
     CERTIFICATE_FILE_FIELD, CertificateError, CertificatePart, ClientCertificate, ClientCredential,
     PRIVATE_KEY_FILE_FIELD,

@@ -285,17 +285,6 @@ pub(crate) struct Provider {
     pub issuer: IssuerRule,
 }
 
-impl Provider {
-    /// Whether the token endpoint wants the client secret in the POST body (Entra, and any
-    /// provider that lists `client_secret_post`) rather than HTTP Basic.
-    pub(crate) fn secret_in_body(&self) -> bool {
-        self.metadata
-            .token_endpoint_auth_methods_supported
-            .iter()
-            .any(|m| m == "client_secret_post")
-    }
-}
-
 /// Lazily discovered provider, shared by all workers.
 pub(crate) struct ProviderHandle {
     current: RwLock<Option<Arc<Provider>>>,
@@ -426,6 +415,7 @@ async fn discover(
                 .unwrap_or_default()
         )));
     }
+    warn_unlisted_method(config, &metadata);
     let keys = KeyCache::fetch(http, &metadata.jwks_uri, events.as_ref()).await?;
     Ok(Provider {
         issuer,
@@ -441,6 +431,23 @@ async fn discover(
         },
         metadata,
     })
+}
+
+/// An explicit `auth.client_auth_method` that discovery does not list still gets used (some
+/// providers list less than they accept), but the operator is told at discovery.
+fn warn_unlisted_method(config: &AuthConfig, metadata: &ProviderMetadata) {
+    let method = config.client_auth_method;
+    let listed = &metadata.token_endpoint_auth_methods_supported;
+    if method != crate::ClientAuthMethod::Auto
+        && !listed.is_empty()
+        && !listed.iter().any(|m| m == method.as_str())
+    {
+        tracing::warn!(
+            method = method.as_str(),
+            listed = ?listed,
+            "auth.client_auth_method is not among discovery's token_endpoint_auth_methods_supported; using it anyway"
+        );
+    }
 }
 
 /// The discovery document, fetched and parsed (not yet checked).
