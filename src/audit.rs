@@ -289,7 +289,11 @@ impl AuthEvents for AuditEvents {
         match claims {
             Some(c) => {
                 entry.user_id = Some(c.stable_id().to_owned());
-                entry.user_name = c.name.clone().or_else(|| c.preferred_username.clone());
+                entry.user_name = c
+                    .name
+                    .clone()
+                    .or_else(|| c.preferred_username.clone())
+                    .or_else(|| c.email.clone());
             }
             None if !self.0.admit_anonymous(req) => return rolegate_auth::no_event(),
             None => {}

@@ -166,6 +166,9 @@ pub struct AuthorizationSettings {
     pub roles: Vec<String>,
     /// Group object id → role value; when set, roles come from the `groups` claim.
     pub group_roles: Option<HashMap<String, String>>,
+    /// The claim (name or dotted path) roles are read from; empty = `roles`, or `groups`
+    /// with `group_roles`.
+    pub role_claim: String,
     pub rules: Vec<RuleSpec>,
     /// `signed_in`, `anonymous` or `deny`, for paths no rule names.
     pub default: String,

@@ -93,6 +93,7 @@ pub(super) fn read(r: &mut Reader<'_>, env: AppEnv) -> Settings {
             Some(m) => format!("{} groups mapped", m.len()),
         },
     );
+    let role_claim = r.string("authorization.role_claim", "");
     let rules = r.structured::<Vec<RuleSpec>>(
         "authorization.rules",
         Vec::new(),
@@ -219,6 +220,7 @@ pub(super) fn read(r: &mut Reader<'_>, env: AppEnv) -> Settings {
         authorization: AuthorizationSettings {
             roles,
             group_roles,
+            role_claim,
             rules,
             default,
         },

@@ -59,6 +59,9 @@ pub fn auth_config_at(s: &Settings, now: SystemTime) -> Result<AuthConfig, Vec<P
     if let Some(map) = &z.group_roles {
         builder = builder.group_roles(map.clone());
     }
+    if !z.role_claim.is_empty() {
+        builder = builder.role_claim(z.role_claim.clone());
+    }
     let set = |v: &str| Some(v.trim().to_owned()).filter(|v| !v.is_empty());
     builder = builder
         .issuer(set(&a.issuer))
@@ -129,6 +132,7 @@ fn settings_key(field: &str) -> String {
         "idle_timeout" => "session.idle_timeout_minutes".to_owned(),
         "absolute_timeout" => "session.absolute_timeout_minutes".to_owned(),
         "roles" | "group_roles" | "rules" | "default" => format!("authorization.{field}"),
+        "role_claim" => "authorization.role_claim".to_owned(),
         _ => format!("auth.{field}"),
     }
 }

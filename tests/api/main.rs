@@ -25,6 +25,7 @@ mod operator;
 mod outage;
 mod probes;
 mod provider;
+mod role_claim;
 mod scale_out;
 mod settings;
 mod settings_props;

@@ -17,6 +17,7 @@ use crate::error::TokenError;
 use crate::id_token::{self, Claims, Expectations, now};
 use crate::issuer::IssuerRule;
 use crate::metadata::Provider;
+use crate::roles::{RoleClaim, RoleReadError, RoleSource};
 use crate::session::User;
 
 /// Entra's public-cloud instance host, whose v1 tokens come from `sts.windows.net`.
@@ -111,12 +112,15 @@ pub(crate) async fn accept(
     })?;
     let roles = match &kind {
         // An application holds no groups: its app roles are the `roles` claim.
-        Kind::App { .. } => claims.roles.clone().unwrap_or_default(),
-        Kind::Delegated => config.role_source.read(&claims).map_err(|_| {
-            with_claims(TokenError::InvalidClaims(
-                "groups overage: the token lists no groups".into(),
-            ))
-        })?,
+        // Entra app-only tokens always carry app roles in `roles`, whatever role_claim says.
+        Kind::App { .. } => RoleSource::claim(RoleClaim::roles())
+            .read(&claims)
+            .map_err(|e| with_claims(read_error(e)))?,
+        // A user's token: the same role claim (and group map) as sign-in.
+        Kind::Delegated => config
+            .role_source
+            .read(&claims)
+            .map_err(|e| with_claims(read_error(e)))?,
     };
     let user = caller(&claims, &kind, roles, config);
     if matches!(kind, Kind::App { .. }) && user.role().is_none() {
@@ -131,6 +135,13 @@ pub(crate) async fn accept(
         });
     }
     Ok(user)
+}
+
+/// The token error for roles that cannot be read.
+fn read_error(e: RoleReadError) -> TokenError {
+    e.token_error().unwrap_or_else(|| {
+        TokenError::InvalidClaims("groups overage: the token lists no groups".into())
+    })
 }
 
 /// The caller a verified token speaks for, ranked in the configured hierarchy.
@@ -194,7 +205,12 @@ pub(crate) fn classify(
         }
         return Ok(Kind::Delegated);
     }
-    let has_roles = claims.roles.as_ref().is_some_and(|r| !r.is_empty());
+    // A wrongly typed `roles` counts as present, so the caller hears which type was refused.
+    let has_roles = match &claims.roles {
+        None => false,
+        Some(serde_json::Value::Array(r)) => !r.is_empty(),
+        Some(_) => true,
+    };
     if !has_roles || idtyp == Some("user") {
         return Err(Classified::Invalid(TokenError::NoScopeOrRoles));
     }

@@ -9,7 +9,7 @@ use url::Url;
 use crate::client_auth::ClientAuthMethod;
 use crate::client_credential::{CERTIFICATE_FILE_FIELD, ClientCertificate, ClientCredential};
 use crate::metadata::{is_loopback_host, is_secure_or_loopback};
-use crate::roles::{RoleHierarchy, RoleSource};
+use crate::roles::{RoleClaim, RoleHierarchy, RoleSource};
 use crate::rules::{Access, RuleSet, RuleSpec};
 use crate::tenant::{self, TenantPolicy};
 
@@ -258,6 +258,7 @@ pub struct AuthConfigBuilder {
     code_roles: Vec<&'static str>,
     issuer: Option<String>,
     b2c: B2cPolicies,
+    role_claim: Option<String>,
 }
 
 /// Lowest JWKS cool-down and discovery retry for a provider that is not on loopback.
@@ -301,6 +302,7 @@ impl Default for AuthConfigBuilder {
             absolute_timeout: Duration::from_secs(24 * 3600),
             roles: DEFAULT_ROLES.map(String::from).to_vec(),
             group_roles: None,
+            role_claim: None,
             rules: Vec::new(),
             default_access: "anonymous".into(),
             code_roles: Vec::new(),
@@ -448,6 +450,14 @@ impl AuthConfigBuilder {
         map: impl IntoIterator<Item = (K, V)>,
     ) -> Self {
         self.group_roles = Some(map.into_iter().map(|(k, v)| (k.into(), v.into())).collect());
+        self
+    }
+
+    /// The claim app roles are read from: a name or dotted path (`realm_access.roles`,
+    /// `resource_access.{client_id}.roles`, `{client_id}` filled in). Default `roles`, or
+    /// `groups` when [`Self::group_roles`] is set (whose map then applies to this claim).
+    pub fn role_claim(mut self, claim: impl Into<String>) -> Self {
+        self.role_claim = Some(claim.into());
         self
     }
 
@@ -733,13 +743,23 @@ impl AuthConfigBuilder {
             }
         }
         let role_source = match &self.group_roles {
-            None => RoleSource::RolesClaim,
+            None => RoleSource::default(),
             Some(map) => RoleSource::groups(map, &roles).unwrap_or_else(|errors| {
                 for e in errors {
                     problem("group_roles", e);
                 }
-                RoleSource::RolesClaim
+                RoleSource::default()
             }),
+        };
+        let role_source = match self.role_claim.as_deref() {
+            None => role_source,
+            Some(text) => match RoleClaim::parse(text, &client_id) {
+                Ok(claim) => role_source.with_claim(claim),
+                Err(message) => {
+                    problem("role_claim", message);
+                    role_source
+                }
+            },
         };
         let default = crate::rules::parse_default(&self.default_access).unwrap_or_else(|| {
             problem(

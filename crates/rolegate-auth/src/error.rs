@@ -59,6 +59,17 @@ pub enum TokenError {
     NoScopeOrRoles,
     #[error("the token's version (ver) {0} is not 1.0 or 2.0")]
     UnsupportedVersion(String),
+    /// The configured role claim (`authorization.role_claim`), or an object on its path
+    /// (`at`), has a type that holds no roles. Names and types only: never the claim's value.
+    #[error(
+        "the role claim {claim} cannot be read: {at} is {found}, not {expected} (authorization.role_claim)"
+    )]
+    RoleClaimType {
+        claim: String,
+        at: String,
+        found: &'static str,
+        expected: &'static str,
+    },
 }
 
 impl TokenError {
@@ -87,6 +98,7 @@ impl TokenError {
             TokenError::IdTokenAsBearer => "id_token_as_bearer",
             TokenError::NoScopeOrRoles => "no_scope_or_roles",
             TokenError::UnsupportedVersion(_) => "unsupported_token_version",
+            TokenError::RoleClaimType { .. } => "role_claim_type",
         }
     }
 
@@ -220,6 +232,8 @@ impl AuthError {
             | AuthError::CodeRejected(_) => StatusCode::BAD_REQUEST,
             AuthError::InvalidIdToken(TokenError::KeysUnavailable(_)) => StatusCode::BAD_GATEWAY,
             AuthError::InvalidIdToken(TokenError::TenantNotAllowed(_)) => StatusCode::FORBIDDEN,
+            // The token is genuine; its roles are in a shape the settings do not read.
+            AuthError::InvalidIdToken(TokenError::RoleClaimType { .. }) => StatusCode::FORBIDDEN,
             AuthError::TenantPolicyMissing { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AuthError::InvalidIdToken(_) => StatusCode::BAD_REQUEST,
             AuthError::NoAppRole(_) | AuthError::GroupsOverage => StatusCode::FORBIDDEN,
@@ -286,6 +300,9 @@ impl AuthError {
             AuthError::InvalidIdToken(TokenError::TenantNotAllowed(_)) => {
                 "Your organisation may not sign in to this application"
             }
+            AuthError::InvalidIdToken(TokenError::RoleClaimType { .. }) => {
+                "Your roles could not be read from the sign-in"
+            }
             AuthError::InvalidIdToken(_) => "The sign-in could not be verified",
             AuthError::Session(_) => "Your session could not be saved",
             AuthError::TenantPolicyMissing { .. } => {
@@ -308,6 +325,20 @@ impl AuthError {
                      this application lets in (auth.allowed_tenants). Sign in with an account of \
                      an allowed organisation, or ask an administrator to add the tenant id to \
                      auth.allowed_tenants."
+                )
+                .into();
+            }
+            AuthError::InvalidIdToken(TokenError::RoleClaimType {
+                claim,
+                at,
+                found,
+                expected,
+            }) => {
+                return format!(
+                    "Your account signed in, but the identity provider sent {at} as {found}, and \
+                     this application reads app roles from the claim {claim} \
+                     (authorization.role_claim), which must be {expected}. An administrator must \
+                     change authorization.role_claim or the provider's claim mapping."
                 )
                 .into();
             }

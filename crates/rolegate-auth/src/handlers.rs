@@ -172,6 +172,12 @@ async fn complete(req: &HttpRequest, session: &Session, auth: &Auth) -> Result<C
         Err(RoleReadError::GroupsOverage) => {
             return Err((AuthError::GroupsOverage, Some(Box::new(claims))));
         }
+        Err(wrong) => {
+            let error = wrong
+                .token_error()
+                .map_or(AuthError::GroupsOverage, AuthError::InvalidIdToken);
+            return Err((error, Some(Box::new(claims))));
+        }
     };
     let mut user = User::from_claims(&claims, roles, now);
     user.rank_in(&config.roles);

@@ -73,15 +73,17 @@ pub struct Claims {
     pub preferred_username: Option<String>,
     #[serde(default)]
     pub email: Option<String>,
+    /// App roles as sent (Entra: a list of strings); read through the configured role
+    /// claim ([`crate::RoleClaim`]), which also accepts a single string.
     #[serde(default)]
-    pub roles: Option<Vec<String>>,
+    pub roles: Option<serde_json::Value>,
     #[serde(default)]
     pub sid: Option<String>,
     #[serde(default)]
     pub login_hint: Option<String>,
     /// Group object ids (Entra `groups` claim), when the app registration emits them.
     #[serde(default)]
-    pub groups: Option<Vec<String>>,
+    pub groups: Option<serde_json::Value>,
     /// Distributed claims: Entra names `groups` here when a user is in too many groups.
     #[serde(default, rename = "_claim_names")]
     pub claim_names: Option<serde_json::Map<String, serde_json::Value>>,
@@ -115,9 +117,62 @@ pub struct Claims {
     /// Azure AD B2C's other name for the policy claim (`tfp` when configured so).
     #[serde(default)]
     pub acr: Option<String>,
+    /// Every other claim, as sent: where a role claim such as `realm_access.roles` is found.
+    #[serde(flatten)]
+    pub(crate) other: OtherClaims,
+}
+
+/// The claims [`Claims`] does not name. A claim written twice is refused, as serde refuses a
+/// named one twice, so no second value can hide behind the first.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OtherClaims(serde_json::Map<String, serde_json::Value>);
+
+impl<'de> Deserialize<'de> for OtherClaims {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Unique;
+        impl<'de> serde::de::Visitor<'de> for Unique {
+            type Value = OtherClaims;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("claims")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<OtherClaims, A::Error> {
+                let mut map = serde_json::Map::new();
+                while let Some(key) = m.next_key::<String>()? {
+                    let value = m.next_value::<serde_json::Value>()?;
+                    if map.insert(key, value).is_some() {
+                        return Err(serde::de::Error::custom("a claim is written twice"));
+                    }
+                }
+                Ok(OtherClaims(map))
+            }
+        }
+        d.deserialize_map(Unique)
+    }
 }
 
 impl Claims {
+    /// A claim by name, as sent: `roles`, `groups` or any claim this type does not name.
+    pub fn claim(&self, name: &str) -> Option<&serde_json::Value> {
+        match name {
+            "roles" => self.roles.as_ref(),
+            "groups" => self.groups.as_ref(),
+            _ => self.other.0.get(name),
+        }
+    }
+
+    /// What pages show: `name`, else `preferred_username`, else `email`, else `sub` (blank
+    /// values skipped), so a user who declined the profile scope is not shown an opaque id.
+    pub fn display_name(&self) -> &str {
+        [&self.name, &self.preferred_username, &self.email]
+            .into_iter()
+            .filter_map(|v| v.as_deref())
+            .find(|v| !v.trim().is_empty())
+            .unwrap_or(&self.sub)
+    }
+
     /// Entra's `oid` (the same in every app of the tenant), else `sub`.
     pub fn stable_id(&self) -> &str {
         self.oid.as_deref().unwrap_or(&self.sub)

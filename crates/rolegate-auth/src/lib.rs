@@ -112,7 +112,7 @@ pub use metadata::{is_loopback_host, is_secure_or_loopback};
 pub use middleware::{RequireRoleLayer, RouteRules};
 pub use pages::{AuthPages, DefaultPages, LoginPage};
 pub use reject::{ErrorBody, json_error, wants_json};
-pub use roles::{Admin, Read, Role, RoleHierarchy, RoleSource, Write};
+pub use roles::{Admin, Read, Role, RoleClaim, RoleHierarchy, RoleSource, Write};
 pub use rules::{Access, RuleProblem, RuleSet, RuleSpec};
 pub use session::{SESSION_SEEN_KEY, SESSION_USER_KEY, User, resolved_user};
 pub use tenant::{ANY_TENANT, expected_issuer};

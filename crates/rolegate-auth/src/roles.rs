@@ -7,6 +7,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+use serde_json::Value;
+
+use crate::error::TokenError;
 use crate::id_token::Claims;
 
 /// The ordered app role values, lowest first. Cheap to clone.
@@ -107,14 +110,202 @@ impl RoleHierarchy {
     }
 }
 
-/// Where a user's app roles come from.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum RoleSource {
-    /// The token's `roles` claim (Entra app roles): the default.
-    #[default]
-    RolesClaim,
-    /// The `groups` claim, mapped by group object id to role values.
-    Groups(Arc<HashMap<String, String>>),
+/// The claim app roles are read from: a claim name or a dotted path into nested objects
+/// (`roles`, `groups`, `realm_access.roles`, `resource_access.{client_id}.roles`).
+///
+/// A top-level claim named exactly like the whole text wins over the dotted walk, so
+/// namespaced claims such as `https://example.com/roles` work too. The value must be a list of
+/// strings or a single string (a one-element list); an absent or `null` claim grants nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleClaim {
+    /// The path with `{client_id}` filled in, as shown in messages.
+    path: String,
+    segments: Vec<String>,
+}
+
+/// Standard claims rolegate reads as typed values: never a role list, so never a role claim.
+const NOT_ROLE_CLAIMS: [&str; 26] = [
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "nonce",
+    "azp",
+    "tid",
+    "oid",
+    "name",
+    "preferred_username",
+    "email",
+    "sid",
+    "login_hint",
+    "_claim_names",
+    "hasgroups",
+    "scp",
+    "scope",
+    "ver",
+    "appid",
+    "idtyp",
+    "at_hash",
+    "c_hash",
+    "tfp",
+    "acr",
+];
+
+impl RoleClaim {
+    /// The default: Entra's `roles` claim.
+    pub fn roles() -> RoleClaim {
+        RoleClaim {
+            path: "roles".to_owned(),
+            segments: vec!["roles".to_owned()],
+        }
+    }
+
+    /// Entra's `groups` claim (the default when a group → role map is set).
+    pub fn groups() -> RoleClaim {
+        RoleClaim {
+            path: "groups".to_owned(),
+            segments: vec!["groups".to_owned()],
+        }
+    }
+
+    /// Checks `text` (non-empty names separated by dots, no spaces, `{client_id}` the only
+    /// placeholder) and fills `{client_id}` in; the error says how to fix it.
+    pub fn parse(text: &str, client_id: &str) -> Result<RoleClaim, String> {
+        const EXAMPLES: &str = "e.g. \"roles\", \"groups\", \"realm_access.roles\" or \"resource_access.{client_id}.roles\"";
+        if text.trim().is_empty() {
+            return Err(format!(
+                "is empty; name the claim that holds the app roles, {EXAMPLES}"
+            ));
+        }
+        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!(
+                "{text:?} holds spaces; claim names have none, {EXAMPLES}"
+            ));
+        }
+        let mut segments = Vec::new();
+        for part in text.split('.') {
+            if part.is_empty() {
+                return Err(format!(
+                    "{text:?} has an empty name between dots; write names separated by single dots, {EXAMPLES}"
+                ));
+            }
+            let filled = part.replace("{client_id}", client_id);
+            if filled.contains('{') || filled.contains('}') {
+                return Err(format!(
+                    "{text:?} has a placeholder other than {{client_id}}; write the claim names out, {EXAMPLES}"
+                ));
+            }
+            segments.push(filled);
+        }
+        if let [first, ..] = segments.as_slice()
+            && NOT_ROLE_CLAIMS.contains(&first.as_str())
+        {
+            return Err(format!(
+                "{text:?} starts at the standard claim {first:?}, which never holds app roles; {EXAMPLES}"
+            ));
+        }
+        Ok(RoleClaim {
+            path: segments.join("."),
+            segments,
+        })
+    }
+
+    /// The path, `{client_id}` filled in.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The role values the claim holds (`None` when absent), or why it cannot be read.
+    pub(crate) fn read(&self, claims: &Claims) -> Result<Option<Vec<String>>, RoleReadError> {
+        if let Some(value) = claims.claim(&self.path) {
+            return self.values(value, &self.path);
+        }
+        let Some((first, rest)) = self.segments.split_first() else {
+            return Ok(None);
+        };
+        let mut at = first.clone();
+        let Some(mut value) = claims.claim(first) else {
+            return Ok(None);
+        };
+        for name in rest {
+            value = match value {
+                Value::Null => return Ok(None),
+                Value::Object(map) => match map.get(name) {
+                    Some(v) => v,
+                    None => return Ok(None),
+                },
+                other => {
+                    return Err(RoleReadError::WrongType {
+                        claim: self.path.clone(),
+                        at,
+                        found: type_name(other),
+                        expected: "an object",
+                    });
+                }
+            };
+            at = format!("{at}.{name}");
+        }
+        self.values(value, &at)
+    }
+
+    fn values(&self, value: &Value, at: &str) -> Result<Option<Vec<String>>, RoleReadError> {
+        let wrong = |found| RoleReadError::WrongType {
+            claim: self.path.clone(),
+            at: at.to_owned(),
+            found,
+            expected: "a list of strings or a single string",
+        };
+        match value {
+            Value::Null => Ok(None),
+            Value::String(s) => Ok(Some(vec![s.clone()])),
+            Value::Array(items) => items
+                .iter()
+                .map(|item| match item {
+                    Value::String(s) => Ok(s.clone()),
+                    other => Err(wrong(match other {
+                        Value::Null => "a list holding null",
+                        Value::Bool(_) => "a list holding a boolean",
+                        Value::Number(_) => "a list holding a number",
+                        Value::Array(_) => "a list holding a list",
+                        _ => "a list holding an object",
+                    })),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            other => Err(wrong(type_name(other))),
+        }
+    }
+}
+
+/// A JSON type as a message names it.
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Where a user's app roles come from: a claim ([`RoleClaim`], default `roles`), its values
+/// used as role values or, with a group → role map, mapped (Entra `groups` and group ids).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleSource {
+    claim: RoleClaim,
+    map: Option<Arc<HashMap<String, String>>>,
+}
+
+impl Default for RoleSource {
+    fn default() -> Self {
+        RoleSource {
+            claim: RoleClaim::roles(),
+            map: None,
+        }
+    }
 }
 
 /// Why roles could not be read from a token.
@@ -122,10 +313,43 @@ pub enum RoleSource {
 pub(crate) enum RoleReadError {
     /// The token names more groups than it can carry (`_claim_names.groups`, `hasgroups`).
     GroupsOverage,
+    /// The role claim (or an object on its path, `at`) has a type that holds no roles.
+    WrongType {
+        claim: String,
+        at: String,
+        found: &'static str,
+        expected: &'static str,
+    },
+}
+
+impl RoleReadError {
+    /// The token error for a wrong type; `None` for overage (which has its own page).
+    pub(crate) fn token_error(&self) -> Option<TokenError> {
+        match self {
+            RoleReadError::GroupsOverage => None,
+            RoleReadError::WrongType {
+                claim,
+                at,
+                found,
+                expected,
+            } => Some(TokenError::RoleClaimType {
+                claim: claim.clone(),
+                at: at.clone(),
+                found,
+                expected,
+            }),
+        }
+    }
 }
 
 impl RoleSource {
-    /// Checks a group → role map: ids non-empty, every role in `roles`.
+    /// Roles straight from `claim`'s values.
+    pub fn claim(claim: RoleClaim) -> RoleSource {
+        RoleSource { claim, map: None }
+    }
+
+    /// Checks a group → role map (ids non-empty, every role in `roles`): roles then come from
+    /// the `groups` claim's ids; [`RoleSource::with_claim`] reads the ids from another claim.
     pub fn groups(
         map: &[(String, String)],
         roles: &RoleHierarchy,
@@ -148,40 +372,55 @@ impl RoleSource {
             out.insert(group.clone(), role.clone());
         }
         if errors.is_empty() {
-            Ok(RoleSource::Groups(Arc::new(out)))
+            Ok(RoleSource {
+                claim: RoleClaim::groups(),
+                map: Some(Arc::new(out)),
+            })
         } else {
             Err(errors)
         }
     }
 
-    /// The app role values a token grants, in the order first seen, without duplicates.
-    pub(crate) fn read(&self, claims: &Claims) -> Result<Vec<String>, RoleReadError> {
-        match self {
-            RoleSource::RolesClaim => Ok(claims.roles.clone().unwrap_or_default()),
-            RoleSource::Groups(map) => {
-                if claims.groups_overage() {
-                    return Err(RoleReadError::GroupsOverage);
-                }
-                let mut seen = BTreeSet::new();
-                Ok(claims
-                    .groups
-                    .iter()
-                    .flatten()
-                    .filter_map(|g| map.get(g))
-                    .filter(|r| seen.insert(r.as_str()))
-                    .cloned()
-                    .collect())
-            }
-        }
+    /// The same mapping (if any), read from `claim`.
+    pub fn with_claim(self, claim: RoleClaim) -> RoleSource {
+        RoleSource { claim, ..self }
     }
 
-    /// `roles claim` or `groups claim (3 groups mapped)`, for `check-config`.
+    /// The claim roles are read from.
+    pub fn role_claim(&self) -> &RoleClaim {
+        &self.claim
+    }
+
+    /// The app role values a token grants, in the order first seen, without duplicates when
+    /// mapped from groups.
+    pub(crate) fn read(&self, claims: &Claims) -> Result<Vec<String>, RoleReadError> {
+        // Entra leaves `groups` out for size and says so; only that claim has an overage.
+        if self.claim.path() == "groups" && claims.groups_overage() {
+            return Err(RoleReadError::GroupsOverage);
+        }
+        let values = self.claim.read(claims)?.unwrap_or_default();
+        let Some(map) = &self.map else {
+            return Ok(values);
+        };
+        let mut seen = BTreeSet::new();
+        Ok(values
+            .iter()
+            .filter_map(|g| map.get(g))
+            .filter(|r| seen.insert(r.as_str()))
+            .cloned()
+            .collect())
+    }
+
+    /// `the token's roles claim` or `the token's groups claim (3 groups mapped)`, for
+    /// `check-config`.
     pub fn describe(&self) -> String {
-        match self {
-            RoleSource::RolesClaim => "the token's roles claim".to_owned(),
-            RoleSource::Groups(map) => {
-                format!("the token's groups claim ({} groups mapped)", map.len())
-            }
+        match &self.map {
+            None => format!("the token's {} claim", self.claim.path()),
+            Some(map) => format!(
+                "the token's {} claim ({} groups mapped)",
+                self.claim.path(),
+                map.len()
+            ),
         }
     }
 }
@@ -330,8 +569,126 @@ mod tests {
         let implicit = claims(serde_json::json!({"hasgroups": true}));
         assert_eq!(source.read(&implicit), Err(RoleReadError::GroupsOverage));
         assert!(
-            RoleSource::RolesClaim.read(&over).is_ok(),
+            RoleSource::default().read(&over).is_ok(),
             "overage does not matter to the roles claim"
         );
+    }
+
+    fn path(text: &str) -> RoleClaim {
+        RoleClaim::parse(text, "my.client").unwrap()
+    }
+
+    fn list(v: &[&str]) -> Result<Option<Vec<String>>, RoleReadError> {
+        Ok(Some(v.iter().map(|s| s.to_string()).collect()))
+    }
+
+    #[test]
+    fn role_claim_paths_parse_and_fill_the_client_id() {
+        assert_eq!(path("roles"), RoleClaim::roles());
+        assert_eq!(path("realm_access.roles").path(), "realm_access.roles");
+        let client = path("resource_access.{client_id}.roles");
+        assert_eq!(client.path(), "resource_access.my.client.roles");
+        assert_eq!(client.segments, ["resource_access", "my.client", "roles"]);
+        for bad in [
+            "",
+            " ",
+            ".roles",
+            "roles.",
+            "a..b",
+            "realm access.roles",
+            "{tenant}.roles",
+            "roles\n",
+            "sub",
+            "email.x",
+            "{client_id",
+        ] {
+            let err = RoleClaim::parse(bad, "c").unwrap_err();
+            assert!(err.contains("e.g."), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn role_claim_reads_each_shape() {
+        let c = claims(serde_json::json!({
+            "roles": "DemoApp.Read",
+            "groups": ["g1", "g2"],
+            "realm_access": {"roles": ["DemoApp.Write", "offline_access"]},
+            "resource_access": {"my.client": {"roles": ["DemoApp.Admin"]}, "other": {"roles": ["X"]}},
+            "https://example.com/roles": ["DemoApp.Read"],
+            "num": 7,
+            "deep": {"roles": {"a": 1}},
+            "mixed": ["DemoApp.Read", 3],
+            "flat": "text",
+            "nul": null,
+        }));
+        assert_eq!(path("roles").read(&c), list(&["DemoApp.Read"]));
+        assert_eq!(path("groups").read(&c), list(&["g1", "g2"]));
+        assert_eq!(
+            path("realm_access.roles").read(&c),
+            list(&["DemoApp.Write", "offline_access"])
+        );
+        assert_eq!(
+            path("resource_access.{client_id}.roles").read(&c),
+            list(&["DemoApp.Admin"])
+        );
+        assert_eq!(
+            path("https://example.com/roles").read(&c),
+            list(&["DemoApp.Read"])
+        );
+        for absent in [
+            "missing",
+            "realm_access.other",
+            "missing.roles",
+            "nul",
+            "nul.roles",
+        ] {
+            assert_eq!(path(absent).read(&c), Ok(None), "{absent}");
+        }
+        let wrong = |p: &str| match path(p).read(&c) {
+            Err(RoleReadError::WrongType { at, found, .. }) => (at, found),
+            other => panic!("{p}: {other:?}"),
+        };
+        assert_eq!(wrong("num"), ("num".into(), "a number"));
+        assert_eq!(wrong("deep.roles"), ("deep.roles".into(), "an object"));
+        assert_eq!(wrong("mixed"), ("mixed".into(), "a list holding a number"));
+        assert_eq!(wrong("flat.roles"), ("flat".into(), "a string"));
+        assert_eq!(wrong("realm_access"), ("realm_access".into(), "an object"));
+    }
+
+    #[test]
+    fn group_map_applies_to_the_configured_claim() {
+        let r = h(&crate::config::DEFAULT_ROLES);
+        let map = vec![("/admins".to_owned(), "DemoApp.Admin".to_owned())];
+        let source = RoleSource::groups(&map, &r)
+            .unwrap()
+            .with_claim(path("realm_access.groups"));
+        let c = claims(serde_json::json!({
+            "realm_access": {"groups": ["/admins", "/other"]},
+            "hasgroups": true,
+        }));
+        assert_eq!(source.read(&c), Ok(vec!["DemoApp.Admin".to_owned()]));
+        assert!(source.describe().contains("realm_access.groups"));
+        let string_roles = claims(serde_json::json!({"roles": "DemoApp.Read"}));
+        assert_eq!(
+            RoleSource::default().read(&string_roles),
+            Ok(vec!["DemoApp.Read".to_owned()])
+        );
+    }
+
+    proptest::proptest! {
+        /// Invariant: any valid path reads back the list put at that path, whatever surrounds it.
+        #[test]
+        fn any_path_finds_its_list(
+            names in proptest::collection::vec("[a-z_]{1,8}", 1..4),
+            roles in proptest::collection::vec(".{0,8}", 0..4),
+        ) {
+            let mut value = serde_json::json!(roles.clone());
+            for name in names.iter().rev() {
+                value = serde_json::json!({ name.clone(): value, "noise!": 1 });
+            }
+            let Some(c) = serde_json::from_value::<Claims>(value).ok() else { return Ok(()) };
+            let Ok(claim) = RoleClaim::parse(&names.join("."), "c") else { return Ok(()) };
+            proptest::prop_assert_eq!(claim.read(&c), Ok(Some(roles)));
+        }
     }
 }

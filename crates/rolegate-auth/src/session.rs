@@ -35,7 +35,7 @@ pub struct User {
     pub oid: Option<String>,
     /// Entra's tenant id.
     pub tid: Option<String>,
-    /// Display name (`name`, else `preferred_username`, else `sub`).
+    /// Display name (`name`, else `preferred_username`, else `email`, else `sub`).
     pub name: String,
     /// The sign-in name (`preferred_username`).
     pub preferred_username: Option<String>,
@@ -79,11 +79,7 @@ impl User {
             sub: claims.sub.clone(),
             oid: claims.oid.clone(),
             tid: claims.tid.clone(),
-            name: claims
-                .name
-                .clone()
-                .or_else(|| claims.preferred_username.clone())
-                .unwrap_or_else(|| claims.sub.clone()),
+            name: claims.display_name().to_owned(),
             preferred_username: claims.preferred_username.clone(),
             email: claims.email.clone(),
             roles,
