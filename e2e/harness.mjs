@@ -163,9 +163,12 @@ export function rolegateEnv({ port, idpUrl, workDir, extraEnv = {} }) {
   };
 }
 
-/** Starts the rolegate binary; resolves once GET /healthz answers 200. */
-export async function startRolegate({ bin, port, idpUrl, workDir, logFile, timeoutMs = 60000, extraEnv }) {
-  const proc = startProcess('rolegate', bin, ['serve'], {
+/**
+ * Starts the rolegate binary and waits until GET /healthz answers `status` (200 healthy, 503
+ * misconfigured); stops it and throws with the log's tail otherwise.
+ */
+async function startServing({ label, bin, port, idpUrl, workDir, logFile, extraEnv, timeoutMs, status }) {
+  const proc = startProcess(label, bin, ['serve'], {
     env: rolegateEnv({ port, idpUrl, workDir, extraEnv }), logFile,
   });
   const base = `http://127.0.0.1:${port}`;
@@ -176,12 +179,17 @@ export async function startRolegate({ bin, port, idpUrl, workDir, logFile, timeo
     try {
       const res = await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(2000) });
       await res.arrayBuffer();
-      if (res.status === 200) return { url: base, proc };
+      if (res.status === status) return { url: base, proc };
     } catch { /* not listening yet */ }
     await sleepRef(150);
   }
   await stopProcess(proc);
-  throw new Error(`rolegate did not become healthy at ${base}/healthz (${exited ? 'exited' : 'timeout'}); log ${logFile}:\n${tail(logFile)}`);
+  throw new Error(`${label} did not answer ${status} at ${base}/healthz (${exited ? 'exited' : 'timeout'}); log ${logFile}:\n${tail(logFile)}`);
+}
+
+/** Starts the rolegate binary; resolves once GET /healthz answers 200. */
+export async function startRolegate({ bin, port, idpUrl, workDir, logFile, timeoutMs = 60000, extraEnv }) {
+  return startServing({ label: 'rolegate', bin, port, idpUrl, workDir, logFile, extraEnv, timeoutMs, status: 200 });
 }
 
 /**
@@ -310,21 +318,5 @@ export async function docShot(page, name) {
  * serves the "Almost there" page. Resolves once GET /healthz answers 503 (misconfigured).
  */
 export async function startMisconfiguredRolegate({ bin, port, idpUrl, workDir, logFile, extraEnv, timeoutMs = 60000 }) {
-  const proc = startProcess('rolegate (misconfigured)', bin, ['serve'], {
-    env: rolegateEnv({ port, idpUrl, workDir, extraEnv }), logFile,
-  });
-  const base = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + timeoutMs;
-  let exited = false;
-  proc.exited.then(() => { exited = true; });
-  while (Date.now() < deadline && !exited) {
-    try {
-      const res = await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(2000) });
-      await res.arrayBuffer();
-      if (res.status === 503) return { url: base, proc };
-    } catch { /* not listening yet */ }
-    await sleepRef(150);
-  }
-  await stopProcess(proc);
-  throw new Error(`misconfigured rolegate did not answer 503 at ${base}/healthz (${exited ? 'exited' : 'timeout'}); log ${logFile}:\n${tail(logFile)}`);
+  return startServing({ label: 'rolegate (misconfigured)', bin, port, idpUrl, workDir, logFile, extraEnv, timeoutMs, status: 503 });
 }

@@ -130,14 +130,7 @@ fn check_config(loaded: &Loaded) -> ExitCode {
             println!("  {line}");
         }
     }
-    let warnings = settings::warnings_at(&loaded.settings, std::time::SystemTime::now());
-    for notice in settings::deprecations(&loaded.settings)
-        .into_iter()
-        .chain(warnings)
-    {
-        println!("\nwarning: {notice}");
-    }
-    for notice in settings::warnings(&loaded.settings) {
+    for notice in settings::notices(&loaded.settings, std::time::SystemTime::now()) {
         println!("\nwarning: {notice}");
     }
     if loaded.problems.is_empty() {

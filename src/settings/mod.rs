@@ -28,6 +28,15 @@ pub use certificate::{EXPIRY_WARNING_DAYS, warnings_at};
 pub use schema::DEFAULT_INSTANCE;
 pub use validate::{auth_config, auth_config_at, deprecations, warnings};
 
+/// Every notice about settings that work but should change, for `check-config` and the
+/// start-up log alike: deprecated keys, risky choices, then the client certificate's dates.
+pub fn notices(s: &Settings, now: SystemTime) -> Vec<String> {
+    let mut all = deprecations(s);
+    all.extend(warnings(s));
+    all.extend(warnings_at(s, now));
+    all
+}
+
 /// Bytes of the session cookie key (actix requires at least 64).
 pub const SESSION_KEY_LEN: usize = 64;
 

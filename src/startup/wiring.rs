@@ -149,13 +149,7 @@ pub async fn server(
     let audit = web::Data::new(Audit::new(pool.clone(), proxies.clone()));
     let config = auth_config(&settings)
         .map_err(|problems| anyhow::anyhow!("invalid settings:\n{}", super::list(&problems)))?;
-    for notice in crate::settings::deprecations(&settings) {
-        tracing::warn!("{notice}");
-    }
-    for notice in crate::settings::warnings(&settings) {
-        tracing::warn!("{notice}");
-    }
-    for notice in crate::settings::warnings_at(&settings, std::time::SystemTime::now()) {
+    for notice in crate::settings::notices(&settings, std::time::SystemTime::now()) {
         tracing::warn!("{notice}");
     }
     if let Some(cert) = config.client_certificate() {

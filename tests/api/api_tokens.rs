@@ -51,6 +51,16 @@ async fn me(app: &TestApp, claims: &Value) -> reqwest::Response {
     call(app, reqwest::Method::GET, "/api/me", claims).await
 }
 
+/// `GET /api/me` with an already signed token (one `call` would sign with the first key).
+async fn me_with(app: &TestApp, token: &str) -> reqwest::Response {
+    app.client
+        .get(app.url("/api/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Status, exact challenge and the JSON body's `error` of a refused call.
 async fn assert_refused(response: reqwest::Response, status: u16, challenge: &str, what: &str) {
     assert_eq!(response.status(), status, "{what}");
@@ -514,13 +524,7 @@ async fn a_token_checked_while_the_keys_are_unreachable_is_503_not_invalid_token
         jsonwebtoken::Algorithm::RS256,
         &claims,
     );
-    let response = app
-        .client
-        .get(app.url("/api/me"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response = me_with(&app, &token).await;
     assert_eq!(response.status(), 503);
     let challenge = response
         .headers()
@@ -539,12 +543,6 @@ async fn a_token_checked_while_the_keys_are_unreachable_is_503_not_invalid_token
         state.jwks_status = None;
         state.published.push(app.idp.key2.jwk.clone());
     }
-    let response = app
-        .client
-        .get(app.url("/api/me"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response = me_with(&app, &token).await;
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
 }
