@@ -34,7 +34,10 @@ fn main() -> ExitCode {
             telemetry::init_with(&loaded.settings.log.filter, loaded.settings.log.format);
             runtime.block_on(serve(loaded))
         }
-        Command::CheckConfig => return check_config(&loaded),
+        Command::CheckConfig { online } => {
+            let report = online.then(|| runtime.block_on(check_online(&loaded)));
+            return check_config(&loaded, report);
+        }
         Command::Migrate => {
             telemetry::init_with(&loaded.settings.log.filter, loaded.settings.log.format);
             runtime.block_on(migrate(loaded))
@@ -72,7 +75,20 @@ async fn migrate(loaded: Loaded) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn check_config(loaded: &Loaded) -> ExitCode {
+/// `--online`: the provider's discovery and keys against the settings, or why it could not run.
+async fn check_online(loaded: &Loaded) -> rolegate_auth::ProviderReport {
+    match settings::auth_config(&loaded.settings) {
+        Ok(config) => rolegate_auth::check_provider(&config).await,
+        Err(_) => rolegate_auth::ProviderReport {
+            warnings: vec![
+                "online check skipped: the sign-in settings have problems (listed below)".into(),
+            ],
+            ..Default::default()
+        },
+    }
+}
+
+fn check_config(loaded: &Loaded, online: Option<rolegate_auth::ProviderReport>) -> ExitCode {
     println!("rolegate settings (APP_ENV={})", loaded.settings.env);
     let width = loaded
         .entries
@@ -130,15 +146,34 @@ fn check_config(loaded: &Loaded) -> ExitCode {
             println!("  {line}");
         }
     }
-    for notice in settings::notices(&loaded.settings, std::time::SystemTime::now()) {
+    let online = online.unwrap_or_default();
+    if !online.facts.is_empty() {
+        println!("\nidentity provider (online):");
+        for fact in &online.facts {
+            println!("  {fact}");
+        }
+    }
+    let notices = settings::notices(&loaded.settings, std::time::SystemTime::now());
+    for notice in notices.iter().chain(&online.warnings) {
         println!("\nwarning: {notice}");
     }
-    if loaded.problems.is_empty() {
+    let problems: Vec<String> = loaded
+        .problems
+        .iter()
+        .map(ToString::to_string)
+        .chain(
+            online
+                .problems
+                .iter()
+                .map(|p| format!("identity provider: {p}")),
+        )
+        .collect();
+    if problems.is_empty() {
         println!("\nno problems found");
         ExitCode::SUCCESS
     } else {
-        println!("\n{} problem(s):", loaded.problems.len());
-        for p in &loaded.problems {
+        println!("\n{} problem(s):", problems.len());
+        for p in &problems {
             println!("  - {p}");
         }
         ExitCode::FAILURE

@@ -35,7 +35,12 @@ pub enum Command {
     /// Start the server (the default)
     Serve,
     /// Print the effective settings and every problem; exit 1 if any
-    CheckConfig,
+    CheckConfig {
+        /// Also fetch the provider's discovery document and keys and check them against the
+        /// settings (issuer, client authentication, signing algorithms, sign-out, keys)
+        #[arg(long)]
+        online: bool,
+    },
     /// Apply the database migrations
     Migrate,
     /// List or revoke signed-in sessions in the configured store (database or Redis)
@@ -112,7 +117,7 @@ pub async fn run(command: Command, loaded: Loaded) -> ExitCode {
     let result = match command {
         Command::Sessions(c) => sessions::run(c, &loaded).await,
         Command::Audit(AuditCommand::Tail(args)) => audit_tail::run(args, &loaded).await,
-        Command::Serve | Command::CheckConfig | Command::Migrate => {
+        Command::Serve | Command::CheckConfig { .. } | Command::Migrate => {
             unreachable!("handled by main")
         }
     };

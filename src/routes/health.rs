@@ -102,13 +102,28 @@ async fn livez() -> HttpResponse {
 }
 
 /// Readiness: discovery and keys loaded, database and session store answering their last
-/// probe. 503 names each part that is not ready.
+/// probe. 503 names each part that is not ready, and says when the identity provider answers
+/// but does not fit the settings (a configuration fault, not an outage).
 async fn readyz(health: web::Data<Arc<Health>>, req: actix_web::HttpRequest) -> HttpResponse {
-    let provider = req
-        .app_data::<rolegate_auth::Auth>()
-        .is_some_and(|a| a.provider_ready());
+    use rolegate_auth::ProviderStatus;
+    let auth = req.app_data::<rolegate_auth::Auth>();
+    let status = auth.map_or(ProviderStatus::Unavailable, |a| a.provider_status());
+    if status != ProviderStatus::Ready
+        && let Some(auth) = auth.cloned()
+    {
+        // Try again in the background (spaced by the discovery retry): a pod kept out of
+        // traffic would otherwise never meet the request that discovers the provider.
+        actix_web::rt::spawn(async move { auth.warm_up().await });
+    }
+    let provider = match status {
+        ProviderStatus::Ready => serde_json::json!({ "status": "ready" }),
+        ProviderStatus::Unavailable => serde_json::json!({ "status": "unavailable" }),
+        ProviderStatus::Misconfigured { reason } => {
+            serde_json::json!({ "status": "misconfigured", "reason": reason })
+        }
+    };
     let checks = [
-        ("identity_provider", provider),
+        ("identity_provider", status == ProviderStatus::Ready),
         ("database", health.database.load(Ordering::Relaxed)),
         ("session_store", health.sessions.load(Ordering::Relaxed)),
     ];
@@ -123,5 +138,6 @@ async fn readyz(health: web::Data<Arc<Health>>, req: actix_web::HttpRequest) -> 
     HttpResponse::ServiceUnavailable().json(serde_json::json!({
         "status": "not_ready",
         "not_ready": not_ready,
+        "identity_provider": provider,
     }))
 }

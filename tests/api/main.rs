@@ -21,6 +21,7 @@ mod login;
 mod logout;
 mod metrics;
 mod notes;
+mod online_check;
 mod operator;
 mod outage;
 mod probes;

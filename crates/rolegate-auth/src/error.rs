@@ -250,6 +250,15 @@ impl AuthError {
         }
     }
 
+    /// Whether the provider answered but does not fit the settings: no retry helps, an
+    /// administrator must change a setting (readiness reports it as such).
+    pub fn is_settings_mismatch(&self) -> bool {
+        matches!(
+            self,
+            AuthError::ProviderMismatch(_) | AuthError::TenantPolicyMissing { .. }
+        )
+    }
+
     /// Stable machine-readable code, used in logs, audit rows and the page's `data-reason`.
     pub fn reason(&self) -> &'static str {
         match self {

@@ -78,6 +78,7 @@ mod memory_store;
 mod metadata;
 mod middleware;
 mod pages;
+mod provider_check;
 mod redirect;
 mod reject;
 mod roles;
@@ -108,9 +109,10 @@ pub use extract::{CurrentUser, MaybeUser, RequireRole};
 pub use id_token::{Audience, Claims};
 pub use log_safe::Escaped;
 pub use memory_store::MemoryStore;
-pub use metadata::{is_loopback_host, is_secure_or_loopback};
+pub use metadata::{ProviderStatus, is_loopback_host, is_secure_or_loopback};
 pub use middleware::{RequireRoleLayer, RouteRules};
 pub use pages::{AuthPages, DefaultPages, LoginPage};
+pub use provider_check::{ProviderReport, check_provider};
 pub use reject::{ErrorBody, json_error, wants_json};
 pub use roles::{Admin, Read, Role, RoleClaim, RoleHierarchy, RoleSource, Write};
 pub use rules::{Access, RuleProblem, RuleSet, RuleSpec};
@@ -184,6 +186,12 @@ impl Auth {
     /// Whether discovery has succeeded (no network call).
     pub fn provider_ready(&self) -> bool {
         self.inner.provider.cached().is_some()
+    }
+
+    /// Where discovery stands, telling a provider that is down from settings that do not fit
+    /// it (no network call): readiness probes report the second as a configuration fault.
+    pub fn provider_status(&self) -> ProviderStatus {
+        self.inner.provider.status()
     }
 
     /// The configuration the module runs with.

@@ -47,7 +47,7 @@ pub(crate) const TENANT_PLACEHOLDER: &str = "{tenantid}";
 impl ProviderMetadata {
     /// Checks that every endpoint uses https (loopback excepted), so a tampered document
     /// cannot downgrade the flow. The issuer is `issuer.rs`'s to judge.
-    fn check(&self) -> Result<(), String> {
+    pub(crate) fn check(&self) -> Result<(), String> {
         for (name, url) in [
             ("authorization_endpoint", &self.authorization_endpoint),
             ("token_endpoint", &self.token_endpoint),
@@ -143,6 +143,9 @@ struct KeySet {
     by_kid: HashMap<String, Arc<CachedKey>>,
     /// Keys without a `kid`, usable only when the set has exactly one key.
     only_key: Option<Arc<CachedKey>>,
+    /// How many keys of the document can verify a token, and how many it held.
+    usable: usize,
+    published: usize,
 }
 
 /// JWKS cache with a rate-limited refetch on unknown `kid`.
@@ -237,7 +240,10 @@ impl KeyCache {
 /// The usable keys of a JWKS. Keys that cannot verify an allowed token are dropped here: ones
 /// that do not parse, encryption keys, symmetric (`oct`) keys and unsupported curves.
 fn key_set(values: Vec<serde_json::Value>) -> KeySet {
-    let mut set = KeySet::default();
+    let mut set = KeySet {
+        published: values.len(),
+        ..KeySet::default()
+    };
     let mut usable = Vec::new();
     for value in values {
         // A key we cannot parse (unknown kty, encryption key) is skipped, not fatal.
@@ -267,10 +273,21 @@ fn key_set(values: Vec<serde_json::Value>) -> KeySet {
         }
         usable.push(cached);
     }
+    set.usable = usable.len();
     if usable.len() == 1 {
         set.only_key = usable.pop();
     }
     set
+}
+
+/// The JWKS at `jwks_uri` as `(usable, published)` key counts, for the online settings check.
+pub(crate) async fn count_keys(
+    http: &reqwest::Client,
+    jwks_uri: &Url,
+) -> Result<(usize, usize), String> {
+    KeyCache::fetch_untimed(http, jwks_uri)
+        .await
+        .map(|set| (set.usable, set.published))
 }
 
 /// A discovered provider: its metadata and keys.
@@ -289,6 +306,9 @@ pub(crate) struct Provider {
 pub(crate) struct ProviderHandle {
     current: RwLock<Option<Arc<Provider>>>,
     last_attempt: tokio::sync::Mutex<Option<(Instant, AuthError)>>,
+    /// The last discovery failure's reason when it was a settings mismatch, for readiness
+    /// probes (read without waiting on a discovery in flight).
+    mismatch: RwLock<Option<&'static str>>,
 }
 
 impl ProviderHandle {
@@ -296,6 +316,7 @@ impl ProviderHandle {
         ProviderHandle {
             current: RwLock::new(None),
             last_attempt: tokio::sync::Mutex::new(None),
+            mismatch: RwLock::new(None),
         }
     }
 
@@ -336,6 +357,7 @@ impl ProviderHandle {
                     *current = Some(provider.clone());
                 }
                 *last = None;
+                self.set_mismatch(None);
                 tracing::info!(issuer = ?provider.issuer.describe(), "identity provider discovered");
                 Ok(provider)
             }
@@ -345,6 +367,7 @@ impl ProviderHandle {
                     error = %Escaped(&err),
                     "identity provider discovery failed"
                 );
+                self.set_mismatch(err.is_settings_mismatch().then(|| err.reason()));
                 *last = Some((Instant::now(), err.clone()));
                 Err(err)
             }
@@ -355,6 +378,23 @@ impl ProviderHandle {
     pub(crate) fn cached(&self) -> Option<Arc<Provider>> {
         self.current.read().ok().and_then(|c| c.clone())
     }
+
+    /// Where discovery stands; never calls out.
+    pub(crate) fn status(&self) -> ProviderStatus {
+        if self.cached().is_some() {
+            return ProviderStatus::Ready;
+        }
+        match self.mismatch.read().ok().and_then(|m| *m) {
+            Some(reason) => ProviderStatus::Misconfigured { reason },
+            None => ProviderStatus::Unavailable,
+        }
+    }
+
+    fn set_mismatch(&self, reason: Option<&'static str>) {
+        if let Ok(mut m) = self.mismatch.write() {
+            *m = reason;
+        }
+    }
 }
 
 impl Default for ProviderHandle {
@@ -363,9 +403,24 @@ impl Default for ProviderHandle {
     }
 }
 
+/// Where discovery stands, for readiness probes ([`crate::Auth::provider_status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderStatus {
+    /// Discovery and keys are loaded.
+    Ready,
+    /// Not tried yet, or the provider did not answer (retried on the next sign-in).
+    Unavailable,
+    /// The provider answered but does not fit the settings (discovery location, issuer,
+    /// tenant policy): it stays so until the settings or the provider change.
+    Misconfigured {
+        /// The error's reason code, as on the configuration page (`provider_mismatch`, ...).
+        reason: &'static str,
+    },
+}
+
 /// Why discovery failed: the provider (retried, 503) or a setting that must change.
 #[derive(Debug, Clone)]
-enum Failure {
+pub(crate) enum Failure {
     Unavailable(String),
     Settings(String),
 }
@@ -377,7 +432,7 @@ impl From<String> for Failure {
 }
 
 impl Failure {
-    fn error(&self) -> AuthError {
+    pub(crate) fn error(&self) -> AuthError {
         match self {
             Failure::Unavailable(e) => AuthError::ProviderUnavailable(e.clone()),
             Failure::Settings(e) => AuthError::ProviderMismatch(e.clone()),
@@ -450,26 +505,56 @@ fn warn_unlisted_method(config: &AuthConfig, metadata: &ProviderMetadata) {
     }
 }
 
-/// The discovery document, fetched and parsed (not yet checked).
-async fn fetch_metadata(
+/// The discovery document, fetched and parsed (not yet checked). A 4xx answer or a body that
+/// is not a discovery document means the authority points at the wrong place (a settings
+/// mismatch, shown as such); no answer or a 5xx is the provider being down (retried).
+pub(crate) async fn fetch_metadata(
     config: &AuthConfig,
     http: &reqwest::Client,
-) -> Result<ProviderMetadata, String> {
-    let base = config.authority.as_str().trim_end_matches('/');
-    let url = format!("{base}/.well-known/openid-configuration");
+) -> Result<ProviderMetadata, Failure> {
+    let url = discovery_url(&config.authority);
     let response = http
         .get(&url)
         .send()
         .await
-        .map_err(|e| format!("GET {url}: {}", describe_reqwest(&e)))?;
-    if !response.status().is_success() {
-        return Err(format!("GET {url}: status {}", response.status()));
+        .map_err(|e| Failure::Unavailable(format!("GET {url}: {}", describe_reqwest(&e))))?;
+    let status = response.status();
+    let wrong_place = |what: String| {
+        Failure::Settings(format!(
+            "{what}, so auth.authority ({}) is not where this provider publishes its \
+             discovery; set auth.authority to the provider's issuer URL (the one that serves \
+             /.well-known/openid-configuration, often with a path such as /realms/<name> or \
+             /api/oidc)",
+            config.authority
+        ))
+    };
+    let settings_status = status.is_client_error()
+        && status != reqwest::StatusCode::REQUEST_TIMEOUT
+        && status != reqwest::StatusCode::TOO_MANY_REQUESTS;
+    if settings_status {
+        return Err(wrong_place(format!("GET {url} answered {status}")));
     }
-    let metadata: ProviderMetadata = response
-        .json()
+    if !status.is_success() {
+        return Err(Failure::Unavailable(format!("GET {url}: status {status}")));
+    }
+    let body = response
+        .bytes()
         .await
-        .map_err(|e| format!("discovery document at {url} is invalid: {e}"))?;
-    Ok(metadata)
+        .map_err(|e| Failure::Unavailable(format!("GET {url}: {}", describe_reqwest(&e))))?;
+    serde_json::from_slice::<ProviderMetadata>(&body).map_err(|e| {
+        wrong_place(format!(
+            "GET {url} answered 200 but not with a discovery document ({})",
+            Escaped(&e.to_string())
+        ))
+    })
+}
+
+/// Where the discovery document of `authority` lives (OIDC Discovery 4).
+pub(crate) fn discovery_url(authority: &Url) -> String {
+    format!(
+        "{}/.well-known/openid-configuration",
+        authority.as_str().trim_end_matches('/')
+    )
 }
 
 /// A short reason for a failed provider call, without the URL's query (which may hold a code).
