@@ -17,6 +17,7 @@ import { Provider, errors } from 'oidc-provider';
 import * as jose from 'jose';
 
 import { createEntra } from './entra.mjs';
+import { createGraph, GRAPH_RESOURCE, GRAPH_SCOPES } from './graph.mjs';
 import { USERS, findByLogin, findBySub, claimsOf, describeRoles } from './users.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -66,9 +67,14 @@ async function loadOrCreateKeys(dir) {
 
 // ---------------------------------------------------------------- grants (no consent screen)
 
+// Graph scopes granted without asking (as if an admin consented for the tenant); any other
+// Graph scope needs the user's consent on the consent page, so incremental consent can be seen.
+const PRECONSENTED_GRAPH_SCOPES = ['User.Read'];
+
 // Every client here is first-party: grant whatever OIDC scopes, claims and API scopes the
-// authorization request asked for, so no consent screen is ever shown.
-async function autoGrant(provider, { accountId, clientId, params, grantId }) {
+// authorization request asked for, except Graph scopes beyond PRECONSENTED_GRAPH_SCOPES, which
+// only `accepted` (the user clicked Accept on the consent page) grants.
+async function autoGrant(provider, { accountId, clientId, params, grantId, accepted = false }) {
   let grant = grantId ? await provider.Grant.find(grantId) : undefined;
   if (!grant || grant.accountId !== accountId || grant.clientId !== clientId) {
     grant = new provider.Grant({ accountId, clientId });
@@ -87,7 +93,18 @@ async function autoGrant(provider, { accountId, clientId, params, grantId }) {
   for (const resource of resources) {
     if (resource === API_RESOURCE) grant.addResourceScope(API_RESOURCE, API_SCOPE);
   }
+  const graph = graphScopesAsked(params)
+    .filter((s) => accepted || PRECONSENTED_GRAPH_SCOPES.includes(s));
+  if (graph.length) grant.addResourceScope(GRAPH_RESOURCE, graph.join(' '));
   return grant.save().then((id) => { grant.jti = id; return grant; });
+}
+
+// The Graph scopes an authorization request names (bare, like Entra's `User.Read`, or as
+// `https://graph.microsoft.com/User.Read`).
+function graphScopesAsked(params) {
+  const asked = String(params.scope || '').split(' ').filter(Boolean)
+    .map((s) => (s.startsWith(`${GRAPH_RESOURCE}/`) ? s.slice(GRAPH_RESOURCE.length + 1) : s));
+  return [...new Set(asked.filter((s) => GRAPH_SCOPES.includes(s)))];
 }
 
 // ---------------------------------------------------------------- HTML
@@ -127,6 +144,17 @@ ${error ? `<p id="login-error" class="err" role="alert">${esc(error)}</p>` : ''}
 <p class="note">Any other user name is refused. The password is not checked.</p>`);
 }
 
+function consentPage({ uid, clientId, scopes }) {
+  const items = scopes.map((s) => `<li><code>${esc(s)}</code></li>`).join('');
+  return page('Permissions requested - rolegate dev IdP', `
+<h1>Permissions requested</h1>
+<p><code>${esc(clientId)}</code> asks for access to your data in Microsoft Graph (dev):</p>
+<ul id="consent-scopes">${items}</ul>
+<form method="post" action="/interaction/${esc(uid)}/consent"><button id="consent-accept" type="submit">Accept</button></form>
+<form method="post" action="/interaction/${esc(uid)}/abort"><input type="hidden" name="reason" value="consent">
+<button id="consent-decline" type="submit">Cancel</button></form>`);
+}
+
 // ---------------------------------------------------------------- interaction routes
 
 async function readForm(req) {
@@ -142,7 +170,7 @@ async function readForm(req) {
 
 function interactions(provider) {
   return async function interactionRoutes(ctx, next) {
-    const m = /^\/interaction\/([A-Za-z0-9_-]+)(?:\/(login|abort))?$/.exec(ctx.path);
+    const m = /^\/interaction\/([A-Za-z0-9_-]+)(?:\/(login|consent|abort))?$/.exec(ctx.path);
     if (!m) return next();
     const [, uid, action] = m;
     const { req, res } = ctx;
@@ -171,8 +199,15 @@ function interactions(provider) {
         ctx.body = loginPage({ uid, clientId: params.client_id });
         return undefined;
       }
-      // consent (e.g. the native CLI client, or a signed-in session): auto-grant.
+      // consent: ask for Graph scopes that are not pre-consented, auto-grant the rest.
       const accountId = session?.accountId;
+      const missing = (prompt.details?.missingResourceScopes || {})[GRAPH_RESOURCE] || [];
+      const needsUser = missing.filter((s) => !PRECONSENTED_GRAPH_SCOPES.includes(s));
+      if (needsUser.length) {
+        ctx.type = 'html';
+        ctx.body = consentPage({ uid, clientId: params.client_id, scopes: needsUser });
+        return undefined;
+      }
       const grant = await autoGrant(provider, {
         accountId, clientId: params.client_id, params, grantId: details.grantId,
       });
@@ -206,11 +241,23 @@ function interactions(provider) {
       return undefined;
     }
 
+    if (action === 'consent' && ctx.method === 'POST') {
+      const grant = await autoGrant(provider, {
+        accountId: session?.accountId, clientId: params.client_id, params, grantId: details.grantId, accepted: true,
+      });
+      ctx.respond = false;
+      await provider.interactionFinished(req, res, { consent: { grantId: grant.jti } }, { mergeWithLastSubmission: true });
+      return undefined;
+    }
+
     if (action === 'abort' && ctx.method === 'POST') {
+      const form = await readForm(req);
+      const declined = form.get('reason') === 'consent';
       ctx.respond = false;
       await provider.interactionFinished(req, res, {
-        error: 'access_denied',
-        error_description: 'End-User aborted the sign-in',
+        error: declined ? 'consent_required' : 'access_denied',
+        // Entra's wording for a declined consent.
+        error_description: declined ? 'AADSTS65004: User declined to consent to access the app.' : 'End-User aborted the sign-in',
       }, { mergeWithLastSubmission: false });
       return undefined;
     }
@@ -299,9 +346,20 @@ export function configuration({ jwks, cookieKeys, rpPublicUrl }) {
       },
       resourceIndicators: {
         enabled: true,
-        defaultResource: async (ctx, client, oneOf) => oneOf,
+        // Graph scopes without a `resource` (as Entra users write them) mean Graph.
+        defaultResource: async (ctx, client, oneOf) => oneOf
+          || (graphScopesAsked(ctx.oidc.params || {}).length ? GRAPH_RESOURCE : undefined),
         useGrantedResource: async () => true,
         async getResourceServerInfo(ctx, resourceIndicator) {
+          if (resourceIndicator === GRAPH_RESOURCE) {
+            return {
+              scope: GRAPH_SCOPES.join(' '),
+              audience: GRAPH_RESOURCE,
+              accessTokenTTL: 60 * 60,
+              accessTokenFormat: 'jwt',
+              jwt: { sign: { alg: 'RS256' } },
+            };
+          }
           if (resourceIndicator === API_RESOURCE) {
             return {
               scope: API_SCOPE,
@@ -316,6 +374,11 @@ export function configuration({ jwks, cookieKeys, rpPublicUrl }) {
       },
     },
     async extraTokenClaims(ctx, token) {
+      if (token.resourceServer?.audience === GRAPH_RESOURCE) {
+        const user = findBySub(token.accountId);
+        // Graph reads Entra's `scp` (space-separated) and the user's oid.
+        return user ? { scp: token.scope, oid: user.oid, tid: claimsOf(user).tid } : { scp: token.scope };
+      }
       if (token.resourceServer?.audience !== API_RESOURCE) return undefined;
       const user = findBySub(token.accountId);
       if (!user) return undefined;
@@ -355,6 +418,7 @@ async function main() {
   // Listen first (port 0 allowed), then build the provider for the actual issuer URL.
   let handler = (req, res) => { res.statusCode = 503; res.end(); };
   let entra = null; // Entra-shaped authorities (dev/idp/entra.mjs), routed by path first
+  let graph = null; // Graph-shaped resource server (dev/idp/graph.mjs) at /v1.0/
   const server = createServer((req, res) => {
     const started = process.hrtime.bigint();
     if (!QUIET) {
@@ -365,6 +429,7 @@ async function main() {
       });
     }
     if (entra && entra.handle(req, res) !== false) return;
+    if (graph && graph.handle(req, res) !== false) return;
     handler(req, res);
   });
   await new Promise((ok, fail) => {
@@ -384,6 +449,10 @@ async function main() {
   handler = provider.callback();
   entra = await createEntra({
     port, dataDir: DATA_DIR, rpPublicUrl: RP_PUBLIC_URL, log: QUIET ? () => {} : (line) => console.log(`idp ${line}`),
+  });
+  graph = createGraph({
+    keySets: [{ keys: jwks.keys.map(({ d, p, q, dp, dq, qi, ...pub }) => pub) }, entra.jwks],
+    log: QUIET ? () => {} : (line) => console.log(`idp ${line}`),
   });
   for (const t of entra.tenants) console.log(`idp entra authority ${t.authority} (issuer ${t.discoveryIssuer})`);
   console.log(`idp client certificate ${entra.certificate.certFile} key ${entra.certificate.keyFile}`);
