@@ -14,6 +14,7 @@
 #   BENCH_WORKERS=         rolegate's APP__SERVER__WORKERS (default: one per core)
 #   BENCH_BUSY_MAX=20      before each row, wait until other processes use <= this % of the CPUs
 #   BENCH_QUIET_WAIT=60    ... for at most this many seconds (then run anyway, and say so)
+#   BENCH_SKIP_SCALING=1  skip the scaling table (bench/seed to 1k/10k/100k sessions, 1M audit rows)
 #   BENCH_KEEP=1           keep the temporary folder (logs, database) for inspection
 #   BENCH_BIN=path         benchmark this binary instead of building target/release/rolegate
 set -euo pipefail
@@ -283,6 +284,31 @@ RSS_AFTER_ROWS="$(rss_mb)"
 # Some trees write an audit row per 403 (row 4): say how many rows the six runs left.
 AUDIT_ROWS="$(sqlite3 "$TMP/bench.db" "SELECT event || ': ' || COUNT(*) FROM audit_log GROUP BY event" 2>/dev/null | paste -sd, - || true)"
 
+# ------------------------------------------------------------------ scaling (issue 15)
+# GET / and GET /admin as alice at 1k/10k/100k session rows (10k audit rows), then 100k
+# sessions with 1M audit rows; bench/seed copies a real session row and writes audit rows.
+SCALE=()
+if [ -z "${BENCH_SKIP_SCALING:-}" ]; then
+  expect_status 200 "GET /admin as alice" -H "Cookie: $ALICE" "$APP/admin"
+  ROWS_BEFORE_SCALE=("${ROWS[@]}")
+  scale_step() { # scale_step <sessions> <audit rows>
+    bench/seed "$TMP/bench.db" sessions "$1" >&2
+    bench/seed "$TMP/bench.db" audit "$2" >&2
+    sqlite3 -cmd '.timeout 10000' "$TMP/bench.db" "PRAGMA wal_checkpoint(TRUNCATE);" >/dev/null
+    local s a; s="$(sessions_count 'SELECT COUNT(*) FROM sessions')"; a="$(sessions_count 'SELECT COUNT(*) FROM audit_log')"
+    run_row 11 "GET / as alice, $s sessions, $a audit rows" 200 "Cookie: $ALICE" /
+    local home="${ROWS[${#ROWS[@]}-1]}"
+    run_row 12 "GET /admin as alice, $s sessions, $a audit rows" 200 "Cookie: $ALICE" /admin
+    local admin="${ROWS[${#ROWS[@]}-1]}"
+    SCALE+=("$s|$a|$(echo "$home" | cut -d'|' -f4,6,7)|$(echo "$admin" | cut -d'|' -f4,6,7)|$(rss_mb)")
+  }
+  scale_step 1000 10000
+  scale_step 10000 10000
+  scale_step 100000 10000
+  scale_step 100000 1000000
+  ROWS=("${ROWS_BEFORE_SCALE[@]}")
+fi
+
 # One sign-in, timed: rolegate's part is GET /login + GET /getAToken as the client sees them;
 # /getAToken includes rolegate's own call to the IdP's token endpoint, which the IdP times itself.
 say "timing $SIGNIN_RUNS sign-ins one after another"
@@ -401,6 +427,17 @@ IFS='|' read -r _ _ _ rr_rps rr_p50 rr_p99 rr_ratio rr_idp _ rr_total _ rr_busy 
 echo
 echo "row 3 again with $COUNT_ALL session rows: $rr_rps req/s, p50 $rr_p50 ms, p99 $rr_p99 ms, $rr_ratio of row 0, IdP requests $rr_idp (CPU busy before ${rr_busy}%, load $rr_load)"
 echo
+if [ "${#SCALE[@]}" -gt 0 ]; then
+  echo "### scaling: signed-in GET / and GET /admin as alice by table size (ratios to row 0)"
+  echo
+  echo "| sessions | audit rows | GET / req/s | GET / p99 ms | GET / vs row 0 | /admin req/s | /admin p99 ms | /admin vs row 0 | RSS MB after |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  for r in "${SCALE[@]}"; do
+    IFS='|' read -r s a hr hp hq ar ap aq rss <<<"$r"
+    echo "| $s | $a | $hr | $hp | $hq | $ar | $ap | $aq | $rss |"
+  done
+  echo
+fi
 echo "### sign-in (median of $SIGNIN_RUNS, one after another, user alice)"
 echo "- rolegate's part, GET /login + GET /getAToken as the client sees them: ${S_OWN} ms (login ${S_LOGIN} ms + callback ${S_CB} ms; min ${S_MIN}, max ${S_MAX})"
 echo "- of which the IdP's token endpoint (rolegate's back-channel call, as the IdP times it): ${TOKEN_MS} ms; rolegate without it: ${S_OWN_NET} ms"
@@ -427,6 +464,10 @@ check "row 6 /api/me with a Bearer token >= 0.70 of row 0 ($(ratio_of 6))" "$(ra
 if [ -z "${BENCH_SKIP_REDIS:-}" ]; then
   check "row 7 GET / with Redis sessions, one instance >= 0.40 of row 0 ($(ratio_of 7))" "$(ratio_of 7) >= 0.40"
   echo "- info  row 8 (two instances behind nginx, same 2 cores): $(ratio_of 8) of row 0"
+fi
+if [ "${#SCALE[@]}" -gt 0 ]; then
+  IFS='|' read -r _ _ _ _ _ ar ap aq _ <<<"${SCALE[${#SCALE[@]}-1]}"
+  check "GET /admin with 100k sessions and 1M audit rows >= 0.10 of row 0 ($aq), p99 < 50 ms ($ap ms)" "$aq >= 0.10 && $ap < 50"
 fi
 check "sign-in, rolegate's own server time: median <= 3 ms (${S_OWN_NET} ms)" "${S_OWN_NET/n\/a/999} <= 3"
 idp_sum=0; for n in 2 3 4 5 6; do idp_sum=$((idp_sum + $(row_field "$n" 8))); done
