@@ -28,6 +28,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/users/{sub}/revoke", web::post().to(revoke_user));
 }
 
+/// Sessions the page lists: the most recently active ones (`rolegate sessions list` shows all).
+/// A page, not the whole table: with 100,000 sessions the page stays one indexed read.
+const ADMIN_SESSIONS: i64 = 50;
+
 #[derive(Deserialize)]
 struct AdminQuery {
     #[serde(default)]
@@ -102,7 +106,7 @@ async fn admin(
     let page = q.page.unwrap_or(1).clamp(1, 1_000_000);
 
     let sessions: Vec<SessionView> = sessions
-        .list_active(500)
+        .list_active(ADMIN_SESSIONS)
         .await?
         .into_iter()
         .map(|s| SessionView {
@@ -138,6 +142,10 @@ async fn admin(
     let hourly = audit_db::hourly(&pool, now - 7 * 86_400).await?;
 
     let mut ctx = base_context(&req);
+    ctx.insert(
+        "sessions_capped",
+        &(sessions.len() as i64 >= ADMIN_SESSIONS),
+    );
     ctx.insert("sessions", &sessions);
     ctx.insert("entries", &entries);
     ctx.insert("more", &more);

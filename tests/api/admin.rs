@@ -254,3 +254,50 @@ async fn hammering_a_forbidden_page_writes_one_audit_row_a_minute() {
             .unwrap();
     assert_eq!(rows, 1);
 }
+
+/// The chart reads the hourly rollup, which every audit write keeps equal to the log, and the
+/// retention purge drops the hours it empties.
+#[tokio::test]
+async fn the_chart_rollup_counts_every_audit_row_and_is_purged_with_the_log() {
+    let app = spawn_app().await;
+    app.sign_in("alice").await;
+    let bob = app.same_app_new_browser();
+    bob.sign_in("bob").await;
+    bob.get("/admin").await; // access_denied
+    let pool = app.pool().await;
+    let by_event = |sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            let mut rows: Vec<(String, i64)> = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
+            rows.sort();
+            rows
+        }
+    };
+    let log = by_event("SELECT event, COUNT(*) FROM audit_log GROUP BY event").await;
+    let rollup =
+        by_event("SELECT event, CAST(SUM(count) AS BIGINT) FROM audit_hourly GROUP BY event").await;
+    assert_eq!(rollup, log);
+    assert!(
+        log.iter().any(|(e, n)| e == "sign_in" && *n == 2),
+        "{log:?}"
+    );
+    assert!(log.iter().any(|(e, _)| e == "access_denied"), "{log:?}");
+
+    let page = app.get("/admin").await.text().await.unwrap();
+    let totals = &page[page.find("class=\"totals\"").expect("chart totals row")..];
+    assert!(
+        totals.contains("<td>2</td>"),
+        "two sign-ins in the chart: {}",
+        &totals[..200.min(totals.len())]
+    );
+
+    let future = rolegate::clock::now() + 7_200;
+    rolegate::db::audit::purge_older_than(&pool, future)
+        .await
+        .unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_hourly")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "every hour before the cutoff is gone");
+}
