@@ -1,6 +1,9 @@
 //! The admin page's chart: sign-ins, refusals and denials per hour over 7 days, as SVG, and
 //! the same numbers as a table (the chart's text alternative for screen readers and keyboards).
 
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use plotters::prelude::*;
 use serde::Serialize;
 
@@ -194,5 +197,60 @@ mod tests {
         let svg = hourly_svg(&rows, now, &table.summary);
         assert!(svg.starts_with("<svg role=\"img\" aria-label=\"Line chart"));
         assert!(table.summary.contains("3 sign-ins"));
+    }
+}
+
+/// How long a rendered chart is reused when this process wrote nothing: bounds how stale the
+/// chart can be for audit rows written by other instances.
+const CACHE_FOR: Duration = Duration::from_secs(60);
+
+/// The rendered chart (SVG and table), reused until this process writes an audit row, the hour
+/// turns, or a minute passes: reading and drawing 7 x 24 x 3 buckets on every admin view was
+/// most of the page's cost (one SQLite row hop per bucket).
+#[derive(Default)]
+pub struct ChartCache(Mutex<Option<Arc<Rendered>>>);
+
+/// One rendering of the chart.
+pub struct Rendered {
+    /// The `<svg>` element.
+    pub svg: String,
+    /// The same numbers as a table.
+    pub table: ChartTable,
+    writes: u64,
+    hour: i64,
+    at: Instant,
+}
+
+impl ChartCache {
+    /// The chart for `now`, rendered again only when stale.
+    pub async fn get(
+        &self,
+        pool: &crate::db::Pool,
+        now: i64,
+    ) -> Result<Arc<Rendered>, sqlx::Error> {
+        let writes = crate::db::audit::writes();
+        let fresh = |r: &Rendered| {
+            r.writes == writes && r.hour == now / 3600 && r.at.elapsed() < CACHE_FOR
+        };
+        if let Ok(slot) = self.0.lock()
+            && let Some(r) = slot.as_ref()
+            && fresh(r)
+        {
+            return Ok(Arc::clone(r));
+        }
+        let rows = crate::db::audit::hourly(pool, now - HOURS * 3600).await?;
+        let table = hourly_table(&rows, now);
+        let svg = hourly_svg(&rows, now, &table.summary);
+        let rendered = Arc::new(Rendered {
+            svg,
+            table,
+            writes,
+            hour: now / 3600,
+            at: Instant::now(),
+        });
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(Arc::clone(&rendered));
+        }
+        Ok(rendered)
     }
 }

@@ -75,6 +75,14 @@ pub struct Entry {
     pub detail: String,
 }
 
+/// Audit writes (and purges) this process made: the admin chart's cache is stale once it moves.
+static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many audit writes and purges this process has made so far (see [`WRITES`]).
+pub fn writes() -> u64 {
+    WRITES.load(std::sync::atomic::Ordering::Acquire)
+}
+
 /// Writes one row and counts it in the hourly rollup (the admin chart's source), in one
 /// transaction so the chart and the log never disagree.
 pub async fn insert(pool: &Pool, entry: &NewEntry) -> Result<(), sqlx::Error> {
@@ -102,7 +110,9 @@ pub async fn insert(pool: &Pool, entry: &NewEntry) -> Result<(), sqlx::Error> {
     .bind(at / 3600 * 3600)
     .execute(&mut *tx)
     .await?;
-    tx.commit().await
+    tx.commit().await?;
+    WRITES.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    Ok(())
 }
 
 /// The `detail` of a `session_revoked` row for one session (the admin page and the CLI):
@@ -153,6 +163,7 @@ pub async fn purge_older_than(pool: &Pool, cutoff: i64) -> Result<u64, sqlx::Err
         .bind(cutoff)
         .execute(pool)
         .await?;
+    WRITES.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     Ok(done.rows_affected())
 }
 

@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::Audit;
-use crate::chart;
+use crate::chart::ChartCache;
 use crate::clock::now;
 use crate::csrf::{self, CsrfForm};
 use crate::db::audit::{self as audit_db, EVENTS, Filter};
@@ -92,6 +92,7 @@ async fn admin(
     pool: web::Data<Pool>,
     sessions: web::Data<Sessions>,
     templates: web::Data<Arc<Templates>>,
+    chart: web::Data<ChartCache>,
 ) -> Result<HttpResponse, AppError> {
     let q = query.into_inner();
     if !q.event.is_empty() && !EVENTS.contains(&q.event.as_str()) {
@@ -138,8 +139,7 @@ async fn admin(
             detail: e.detail,
         })
         .collect();
-    let now = now();
-    let hourly = audit_db::hourly(&pool, now - 7 * 86_400).await?;
+    let chart = chart.get(&pool, now()).await?;
 
     let mut ctx = base_context(&req);
     ctx.insert(
@@ -155,12 +155,8 @@ async fn admin(
         "filter",
         &serde_json::json!({"event": q.event, "user": q.user, "from": q.from, "to": q.to}),
     );
-    let chart_table = chart::hourly_table(&hourly, now);
-    ctx.insert(
-        "chart_svg",
-        &chart::hourly_svg(&hourly, now, &chart_table.summary),
-    );
-    ctx.insert("chart_table", &chart_table);
+    ctx.insert("chart_svg", &chart.svg);
+    ctx.insert("chart_table", &chart.table);
     ctx.insert("csrf_token", &csrf::token(&session));
     Ok(templates.page(StatusCode::OK, "admin.html", &ctx))
 }
