@@ -320,3 +320,121 @@ export async function docShot(page, name) {
 export async function startMisconfiguredRolegate({ bin, port, idpUrl, workDir, logFile, extraEnv, timeoutMs = 60000 }) {
   return startServing({ label: 'rolegate (misconfigured)', bin, port, idpUrl, workDir, logFile, extraEnv, timeoutMs, status: 503 });
 }
+
+// ---------------------------------------------------------------- glewlwyd (a second real IdP)
+
+/**
+ * The env of the private glewlwyd of dev/glewlwyd/start: taken from ROLEGATE_GLEWLWYD_* when
+ * dev/test already ran it (eval "$(dev/glewlwyd/start)"), else the script runs here (idempotent).
+ * Resolves { env } or { missing } (a reason) when glewlwyd is not installed and cannot be
+ * (the script's exit status 3); any other failure throws.
+ */
+export function glewlwydEnv() {
+  const keys = ['ISSUER', 'PORT', 'RP_PORT', 'BASIC_CLIENT_ID', 'BASIC_CLIENT_SECRET',
+    'POST_CLIENT_ID', 'POST_CLIENT_SECRET', 'USER_PASSWORD'];
+  const from = (src) => Object.fromEntries(keys.map((k) => [k, src[`ROLEGATE_GLEWLWYD_${k}`]]));
+  const have = from(process.env);
+  if (keys.every((k) => have[k])) return { env: have };
+  const script = join(REPO_ROOT, 'dev', 'glewlwyd', 'start');
+  const r = spawnSync(script, [], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 300000 });
+  if (r.status === 3) return { missing: `glewlwyd is not installed and cannot be (${r.stderr.trim()})` };
+  if (r.status !== 0) throw new Error(`dev/glewlwyd/start failed (status ${r.status}):\n${r.stderr}`);
+  const parsed = {};
+  for (const m of r.stdout.matchAll(/^export (ROLEGATE_GLEWLWYD_[A-Z_]+)=(.*)$/gm)) parsed[m[1]] = m[2];
+  const env = from(parsed);
+  const lacking = keys.filter((k) => !env[k]);
+  if (lacking.length) throw new Error(`dev/glewlwyd/start did not print ${lacking.join(', ')}:\n${r.stdout}`);
+  return { env };
+}
+
+/**
+ * rolegate against glewlwyd: on the fixed port the clients' redirect URIs name
+ * (ROLEGATE_GLEWLWYD_RP_PORT), with `client` ('BASIC' or 'POST') and `method`
+ * (auth.client_auth_method). Returns a stack like startStack's (no dev IdP).
+ */
+export async function startGlewlwydStack({ name, gl, client = 'BASIC', method = 'auto' }) {
+  const workDir = mkdtempSync(join(tmpdir(), `rolegate-e2e-${name}-`));
+  mkdirSync(LOG_DIR, { recursive: true });
+  const appLog = join(LOG_DIR, `${name}-rolegate.log`);
+  rmSync(appLog, { force: true });
+  const bin = rolegateBinary();
+  const port = Number(gl.RP_PORT);
+  const envFor = (c, m) => ({
+    APP__AUTH__CLIENT_ID: gl[`${c}_CLIENT_ID`],
+    APP__AUTH__CLIENT_SECRET: gl[`${c}_CLIENT_SECRET`],
+    APP__AUTH__CLIENT_AUTH_METHOD: m,
+  });
+  const start = (c, m) => startRolegate({ bin, port, idpUrl: gl.ISSUER, workDir, logFile: appLog, extraEnv: envFor(c, m) });
+  const { chromium } = await import('playwright-core');
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  let app;
+  try {
+    app = await start(client, method);
+  } catch (err) {
+    await browser.close().catch(() => {});
+    throw err;
+  }
+  const stack = {
+    name, workDir, bin, port, browser, app,
+    appUrl: `http://127.0.0.1:${port}`,
+    idpUrl: gl.ISSUER,
+    idpOrigin: new URL(gl.ISSUER).origin,
+    password: gl.USER_PASSWORD,
+    logs: { rolegate: appLog },
+    /** Restarts rolegate with another client ('BASIC' / 'POST') and client_auth_method. */
+    async restartRolegate(c, m) {
+      await stopProcess(stack.app.proc);
+      stack.app = await start(c, m);
+      return stack.app;
+    },
+    async stop() {
+      await browser.close().catch(() => {});
+      await stopProcess(stack.app?.proc);
+      if (!process.env.E2E_KEEP_TMP) rmSync(workDir, { recursive: true, force: true });
+    },
+  };
+  return stack;
+}
+
+/**
+ * Signs in on glewlwyd's login page (which checks the password), then its grant page: ticks
+ * the offered scopes and grants them on a user's first sign-in to the client, then Continue.
+ */
+export async function submitGlewlwydLogin(page, user, password, { shotName } = {}) {
+  await page.locator('input#username').fill(user);
+  await page.locator('input#password').fill(password);
+  if (shotName) await shot(page, `${shotName}-filled`);
+  await page.locator('#loginbut').click();
+  const cont = page.getByRole('button', { name: 'Continue' });
+  await cont.waitFor({ state: 'visible', timeout: 15000 });
+  const grant = page.getByRole('button', { name: 'Grant access' });
+  if (await grant.isVisible()) {
+    for (const box of await page.locator('input[type=checkbox][id^="grant-"]').all()) {
+      if (!(await box.isChecked())) await box.check();
+    }
+    const granted = page.waitForResponse((r) => r.request().method() === 'PUT' && new URL(r.url()).pathname.startsWith('/api/auth/grant/'));
+    await grant.click();
+    const res = await granted;
+    if (res.status() >= 300) throw new Error(`glewlwyd grant answered ${res.status()}`);
+  }
+  if (shotName) await shot(page, `${shotName}-grant`);
+  await cont.click();
+}
+
+/** Full sign-in against glewlwyd; returns the response of rolegate's callback request. */
+export async function signInGlewlwyd(stack, page, user, { next, shotPrefix = `glewlwyd-${user}` } = {}) {
+  await page.goto(`${stack.appUrl}/login${next ? `?next=${encodeURIComponent(next)}` : ''}`);
+  await page.locator('a#sign-in').click();
+  await page.waitForURL((u) => u.href.startsWith(`${stack.idpOrigin}/login.html`));
+  await page.locator('input#username').waitFor();
+  await shot(page, `${shotPrefix}-01-idp-login`);
+  const callback = page.waitForResponse((r) => {
+    const u = new URL(r.url());
+    return u.origin === stack.appUrl && u.pathname === '/getAToken';
+  }, { timeout: 30000 });
+  await submitGlewlwydLogin(page, user, stack.password, { shotName: `${shotPrefix}-02` });
+  const response = await callback;
+  await page.waitForLoadState('load');
+  await shot(page, `${shotPrefix}-03-after-callback`);
+  return response;
+}
