@@ -34,4 +34,4 @@ mod shutdown;
 mod tenants;
 
 /// Every audit event rolegate writes.
-pub const EVENTS: [&str; 7] = rolegate::db::audit::EVENTS;
+pub const EVENTS: [&str; 8] = rolegate::db::audit::EVENTS;

@@ -309,7 +309,9 @@ impl Default for AuthConfigBuilder {
             client_auth_method: ClientAuthMethod::Auto,
             base_path: String::new(),
             redirect_path: "/getAToken".into(),
-            scopes: ["openid", "profile", "email"].map(String::from).to_vec(),
+            scopes: ["openid", "profile", "email", "offline_access"]
+                .map(String::from)
+                .to_vec(),
             prompt: None,
             allowed_tenants: Vec::new(),
             api_audiences: Vec::new(),
@@ -384,7 +386,8 @@ impl AuthConfigBuilder {
         self
     }
 
-    /// Scopes to request; must include `openid`. Default `openid profile email`.
+    /// Scopes to request; must include `openid`. Default `openid profile email offline_access`
+    /// (`offline_access` asks for the refresh token that live roles and downstream tokens use).
     pub fn scopes<S: Into<String>>(mut self, scopes: impl IntoIterator<Item = S>) -> Self {
         self.scopes = scopes.into_iter().map(Into::into).collect();
         self
