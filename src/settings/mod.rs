@@ -349,7 +349,9 @@ fn parse_net(item: &str) -> Option<IpNet> {
 pub fn decode_token_key(text: &str) -> Result<[u8; 32], String> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text.trim())
-        .map_err(|_| "is not valid base64; generate one with `openssl rand -base64 32`".to_owned())?;
+        .map_err(|_| {
+            "is not valid base64; generate one with `openssl rand -base64 32`".to_owned()
+        })?;
     <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
         format!(
             "is {} bytes long; it must be exactly 32 (`openssl rand -base64 32`)",

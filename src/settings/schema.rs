@@ -95,7 +95,11 @@ pub(super) fn read(r: &mut Reader<'_>, env: AppEnv) -> Settings {
         |m| {
             let mut names: Vec<&String> = m.keys().collect();
             names.sort();
-            names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ")
+            names
+                .iter()
+                .map(|n| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         },
     );
     let b2c_sign_up_sign_in_policy = r.string("auth.b2c.sign_up_sign_in_policy", "");
@@ -294,7 +298,9 @@ fn token_key(r: &mut Reader<'_>, key: &str) -> Option<[u8; 32]> {
     if text.trim().is_empty() {
         return None;
     }
-    decode_token_key(&text).map_err(|msg| r.problem(key, msg)).ok()
+    decode_token_key(&text)
+        .map_err(|msg| r.problem(key, msg))
+        .ok()
 }
 
 /// Parses a URL; an unusable one is a problem here, whether it must be https is checked later.

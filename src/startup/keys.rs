@@ -28,8 +28,9 @@ pub fn token_keys(s: &Settings) -> anyhow::Result<TokenKeys> {
     let current = match (&s.session.token_key, &s.session.token_key_file) {
         (Some(key), _) => TokenKey::from_bytes(*key),
         (None, Some(path)) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read session.token_key_file {}", path.display()))?;
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!("cannot read session.token_key_file {}", path.display())
+            })?;
             let key = crate::settings::decode_token_key(&text)
                 .map_err(|m| anyhow::anyhow!("session.token_key_file {}: {m}", path.display()))?;
             TokenKey::from_bytes(key)

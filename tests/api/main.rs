@@ -17,6 +17,7 @@ mod helpers;
 mod id_token;
 mod issuers;
 mod json_logs;
+mod live_roles;
 mod login;
 mod logout;
 mod metrics;

@@ -897,20 +897,33 @@ impl AuthConfigBuilder {
                 _ => {
                     problem(
                         &format!("{field}.base_url"),
-                        format!("{base:?} must be an https URL such as https://graph.microsoft.com/v1.0 (plain http only on localhost), with no query"),
+                        format!(
+                            "{base:?} must be an https URL such as https://graph.microsoft.com/v1.0 (plain http only on localhost), with no query"
+                        ),
                     );
                     continue;
                 }
             };
             let scopes: Vec<String> = scopes.iter().map(|s| s.trim().to_owned()).collect();
-            if scopes.is_empty() || scopes.iter().any(|s| s.is_empty() || s.contains(char::is_whitespace)) {
+            if scopes.is_empty()
+                || scopes
+                    .iter()
+                    .any(|s| s.is_empty() || s.contains(char::is_whitespace))
+            {
                 problem(
                     &format!("{field}.scopes"),
-                    "must list the scopes the API needs, one per entry, e.g. [\"User.Read\"]".into(),
+                    "must list the scopes the API needs, one per entry, e.g. [\"User.Read\"]"
+                        .into(),
                 );
                 continue;
             }
-            downstream_apis.insert(name.clone(), DownstreamApi { base_url: url, scopes });
+            downstream_apis.insert(
+                name.clone(),
+                DownstreamApi {
+                    base_url: url,
+                    scopes,
+                },
+            );
         }
         if self.roles_max_age > MAX_SESSION_TIMEOUT {
             problem("roles_max_age_minutes", "must be at most 30 days".into());

@@ -341,7 +341,11 @@ pub(crate) async fn redeem(
             provider,
         )
     })?;
-    let granted = Granted::from_response(&response, &config.scopes, unix_secs(std::time::SystemTime::now()));
+    let granted = Granted::from_response(
+        &response,
+        &config.scopes,
+        unix_secs(std::time::SystemTime::now()),
+    );
     let raw = granted.id_token.clone().ok_or(AuthError::MissingIdToken)?;
     let claims = id_token::validate(
         &raw,
@@ -381,9 +385,9 @@ impl Granted {
                 scopes.push(s.to_string());
             }
         }
-        let expires_in = response
-            .expires_in()
-            .map_or(DEFAULT_EXPIRES_IN_SECS, |d| d.as_secs().min(86_400 * 7) as i64);
+        let expires_in = response.expires_in().map_or(DEFAULT_EXPIRES_IN_SECS, |d| {
+            d.as_secs().min(86_400 * 7) as i64
+        });
         Granted {
             access_token: response.access_token().secret().clone(),
             expires_at: now + expires_in,
@@ -596,21 +600,34 @@ mod tests {
             let body = BasicErrorResponse::new(kind, description.map(str::to_owned), None);
             refresh_failure(RequestTokenError::ServerResponse(body), status)
         };
-        assert!(matches!(with("invalid_grant", None, 400), RefreshFailure::Rejected(_)));
         assert!(matches!(
-            with("invalid_grant", Some("AADSTS65001: The user has not consented"), 400),
+            with("invalid_grant", None, 400),
+            RefreshFailure::Rejected(_)
+        ));
+        assert!(matches!(
+            with(
+                "invalid_grant",
+                Some("AADSTS65001: The user has not consented"),
+                400
+            ),
             RefreshFailure::ConsentRequired(_)
         ));
         assert!(matches!(
             with("interaction_required", None, 400),
             RefreshFailure::ConsentRequired(_)
         ));
-        assert!(matches!(with("invalid_grant", None, 503), RefreshFailure::Unavailable(_)));
+        assert!(matches!(
+            with("invalid_grant", None, 503),
+            RefreshFailure::Unavailable(_)
+        ));
         assert!(matches!(
             with("temporarily_unavailable", None, 400),
             RefreshFailure::Unavailable(_)
         ));
-        assert!(matches!(with("invalid_scope", None, 400), RefreshFailure::Failed(_)));
+        assert!(matches!(
+            with("invalid_scope", None, 400),
+            RefreshFailure::Failed(_)
+        ));
     }
 
     #[test]

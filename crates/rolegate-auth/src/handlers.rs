@@ -9,11 +9,11 @@ use crate::Auth;
 use crate::error::AuthError;
 use crate::flow::{self, CallbackParams};
 use crate::id_token::{Claims, now};
+use crate::live_roles;
 use crate::log_safe::Escaped;
 use crate::pages::LoginPage;
 use crate::redirect::safe_next;
 use crate::roles::RoleReadError;
-use crate::live_roles;
 use crate::session::{AccessToken, AuthSession, TokenSet, User};
 
 /// Short-lived cookie that tells the sign-in page to say "you are signed out".
@@ -192,8 +192,8 @@ async fn complete(req: &HttpRequest, session: &Session, auth: &Auth) -> Result<C
         .code
         .ok_or((AuthError::BadCallback("the callback has no code"), None))?;
     let (claims, granted) = flow::redeem(auth.config(), &provider, auth.http(), &pending, code)
-            .await
-            .map_err(|e| (e, None))?;
+        .await
+        .map_err(|e| (e, None))?;
     let config = auth.config();
     let roles = match config.role_source.read(&claims) {
         Ok(roles) => roles,
@@ -228,7 +228,8 @@ async fn complete(req: &HttpRequest, session: &Session, auth: &Auth) -> Result<C
         scopes: granted.scopes.clone(),
         expires_at: granted.expires_at,
     });
-    let live = live_roles::initial(auth, tokens.refresh_token.is_some(), now);
+    let silent = pending.prompt.as_deref() == Some("none");
+    let live = live_roles::initial(auth, tokens.refresh_token.is_some(), silent, now);
     typed
         .sign_in(&user, &tokens, &config.token_keys, &live, now)
         .map_err(|e| (AuthError::Session(e), None))?;

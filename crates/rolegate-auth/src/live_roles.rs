@@ -30,11 +30,12 @@ pub(crate) enum Checked {
     Ended(AuthError),
 }
 
-/// The live state of a session signed in now.
-pub(crate) fn initial(auth: &Auth, refreshable: bool, now: i64) -> LiveState {
+/// The live state of a session signed in now; `silent` when that sign-in was itself a silent
+/// re-check, which is not repeated for a minute whatever the max age (no redirect loop).
+pub(crate) fn initial(auth: &Auth, refreshable: bool, silent: bool, now: i64) -> LiveState {
     let max_age = auth.config().roles_max_age.as_secs() as i64;
     LiveState {
-        due_at: now + due_in(max_age, refreshable),
+        due_at: now + due_in(max_age, refreshable || !silent),
         failing_since: None,
         refreshable,
         lock_id: oauth2::CsrfToken::new_random_len(16).secret().clone(),
@@ -61,7 +62,7 @@ pub(crate) async fn check(
     let config = auth.config();
     let max_age = config.roles_max_age.as_secs() as i64;
     let live = typed.live().unwrap_or_else(|| LiveState {
-        due_at: user.signed_in_at + due_in(max_age, false),
+        due_at: user.signed_in_at + max_age,
         failing_since: None,
         refreshable: false,
         lock_id: oauth2::CsrfToken::new_random_len(16).secret().clone(),
@@ -154,16 +155,23 @@ async fn silent(
 ) -> Checked {
     let navigable = req.method() == actix_web::http::Method::GET && !crate::wants_json(req);
     if !navigable {
-        let live = LiveState {
-            failing_since: Some(live.failing_since.unwrap_or(live.due_at)),
-            ..live
-        };
-        return grace(auth, typed, typed.0, user, live, now);
+        // Still due, so the next page request re-checks; until then the roles last for the
+        // grace period past the due time. No write: this stays a timestamp comparison.
+        let since = live.failing_since.unwrap_or(live.due_at);
+        if now - since >= auth.config().roles_grace.as_secs() as i64 {
+            tracing::warn!(reason = "role_check_unavailable", sub = ?user.sub, "session ended: roles not re-checked within auth.roles_grace_minutes");
+            typed.0.purge();
+            return Checked::Ended(AuthError::RoleCheckUnavailable);
+        }
+        return Checked::Go(user);
     }
     let provider = match auth.provider().await {
         Ok(p) => p,
         Err(e) => {
-            tracing::warn!(reason = e.reason(), "silent role re-check: provider unavailable");
+            tracing::warn!(
+                reason = e.reason(),
+                "silent role re-check: provider unavailable"
+            );
             return grace(auth, typed, typed.0, user, live, now);
         }
     };

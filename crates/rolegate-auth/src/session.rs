@@ -197,9 +197,9 @@ const MAX_ACCESS_TOKENS: usize = 8;
 impl TokenSet {
     /// A token covering `scopes` that is valid for `skew_secs` more.
     pub fn access_for(&self, scopes: &[String], now: i64, skew_secs: i64) -> Option<&AccessToken> {
-        self.access.iter().find(|t| {
-            t.expires_at - skew_secs > now && scopes.iter().all(|s| t.scopes.contains(s))
-        })
+        self.access
+            .iter()
+            .find(|t| t.expires_at - skew_secs > now && scopes.iter().all(|s| t.scopes.contains(s)))
     }
 
     /// Keeps `token`, replacing one for the same scopes.
@@ -264,7 +264,10 @@ impl AuthSession<'_> {
         match serde_json::from_slice(&plain) {
             Ok(set) => Some(set),
             Err(_) => {
-                tracing::warn!(reason = "tokens_unreadable", "the session's tokens do not parse; treated as absent");
+                tracing::warn!(
+                    reason = "tokens_unreadable",
+                    "the session's tokens do not parse; treated as absent"
+                );
                 None
             }
         }
@@ -430,7 +433,10 @@ mod tests {
             typed.tokens(&keys).unwrap().refresh_token.as_deref(),
             Some("refresh-token-text")
         );
-        assert!(typed.tokens(&TokenKeys::ephemeral()).is_none(), "another key reads nothing");
+        assert!(
+            typed.tokens(&TokenKeys::ephemeral()).is_none(),
+            "another key reads nothing"
+        );
         assert!(
             typed.take_pending("tab-1").is_none(),
             "other sign-ins dropped"

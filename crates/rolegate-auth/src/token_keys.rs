@@ -105,7 +105,11 @@ impl TokenKeys {
         };
         let mut out = nonce.to_vec();
         out.extend_from_slice(&sealed);
-        format!("{FORMAT}.{}.{}", self.current.id, URL_SAFE_NO_PAD.encode(out))
+        format!(
+            "{FORMAT}.{}.{}",
+            self.current.id,
+            URL_SAFE_NO_PAD.encode(out)
+        )
     }
 
     /// Opens a value sealed by [`seal`](Self::seal) under any configured key.
@@ -170,7 +174,10 @@ mod tests {
             Err(OpenError::NoKey(key(2).id().to_owned()))
         );
         let dropped = TokenKeys::new(key(2), vec![]);
-        assert!(dropped.open(&sealed_old).is_err(), "a dropped key reads nothing");
+        assert!(
+            dropped.open(&sealed_old).is_err(),
+            "a dropped key reads nothing"
+        );
     }
 
     #[test]
@@ -182,7 +189,10 @@ mod tests {
         bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
         assert!(keys.open(&String::from_utf8(bytes).unwrap()).is_err());
         let relabelled = sealed.replacen(key(1).id(), key(3).id(), 1);
-        assert!(keys.open(&relabelled).is_err(), "the key id is authenticated");
+        assert!(
+            keys.open(&relabelled).is_err(),
+            "the key id is authenticated"
+        );
         for junk in ["", "v1", "v1.x.y", "v2.a.b", "v1..%%%"] {
             assert!(keys.open(junk).is_err(), "{junk}");
         }
@@ -194,6 +204,9 @@ mod tests {
         assert_eq!(a.id(), TokenKey::derive(&[7u8; 64]).id());
         assert_ne!(a.id(), TokenKey::derive(&[8u8; 64]).id());
         assert_ne!(a.key, [7u8; 32]);
-        assert!(!format!("{a:?}").contains("key:"), "Debug shows the id only");
+        assert!(
+            !format!("{a:?}").contains("key:"),
+            "Debug shows the id only"
+        );
     }
 }

@@ -226,10 +226,9 @@ pub(crate) async fn refreshed(
     let mut updated = None;
     if let Some(user) = user {
         // No ID token in the answer: the roles cannot be re-read, which is an unusable answer.
-        let raw = granted
-            .id_token
-            .clone()
-            .ok_or_else(|| UserTokenError::RefreshFailed("no id_token in the refresh answer".into()))?;
+        let raw = granted.id_token.clone().ok_or_else(|| {
+            UserTokenError::RefreshFailed("no id_token in the refresh answer".into())
+        })?;
         let claims = id_token::validate(
             &raw,
             &provider,
@@ -420,10 +419,18 @@ mod tests {
             join_under(&base, "me?$select=id").unwrap().as_str(),
             "https://graph.example/v1.0/me?$select=id"
         );
-        for bad in ["/../admin", "//evil.example/x", "https://evil.example/", "\\evil", "@evil.example"] {
+        for bad in [
+            "/../admin",
+            "//evil.example/x",
+            "https://evil.example/",
+            "\\evil",
+            "@evil.example",
+        ] {
             let joined = join_under(&base, bad);
             assert!(
-                joined.as_ref().is_none_or(|u| u.host_str() == Some("graph.example") && u.path().starts_with("/v1.0/")),
+                joined.as_ref().is_none_or(
+                    |u| u.host_str() == Some("graph.example") && u.path().starts_with("/v1.0/")
+                ),
                 "{bad} -> {joined:?}"
             );
         }
@@ -437,7 +444,10 @@ mod tests {
         for i in 0..200 {
             let _ = flights.slot(&format!("s{i}"));
         }
-        assert!(Arc::ptr_eq(&held, &flights.slot("held")), "one lock per session id");
+        assert!(
+            Arc::ptr_eq(&held, &flights.slot("held")),
+            "one lock per session id"
+        );
         assert!(flights.len() <= 201);
     }
 
