@@ -354,6 +354,20 @@ impl AuthEvents for AuditEvents {
         self.0.later(entry)
     }
 
+    fn roles_changed(&self, req: &HttpRequest, user: &User, previous: &[String]) -> EventFuture {
+        // Role values are the app's own names, but they come from a token: kept short.
+        let list = |roles: &[String]| -> String {
+            roles
+                .iter()
+                .map(|r| r.chars().take(64).collect::<String>())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let detail = format!("before={} after={}", list(previous), list(&user.roles));
+        self.0
+            .later(self.0.entry(req, Event::RolesChanged, Some(user), detail))
+    }
+
     fn signed_out(&self, req: &HttpRequest, user: Option<&User>) -> EventFuture {
         if user.is_none() && !self.0.admit_anonymous(req) {
             return rolegate_auth::no_event();

@@ -319,6 +319,10 @@ impl<E: AuthEvents> AuthEvents for MeteredEvents<E> {
         self.inner.signed_out(req, user)
     }
 
+    fn roles_changed(&self, req: &HttpRequest, user: &User, previous: &[String]) -> EventFuture {
+        self.inner.roles_changed(req, user, previous)
+    }
+
     fn idp_call(&self, endpoint: IdpEndpoint, elapsed: Duration, ok: bool) {
         let label = [endpoint.as_str()];
         self.metrics.0.idp_requests.with_label_values(&label).inc();

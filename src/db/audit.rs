@@ -15,10 +15,12 @@ pub enum Event {
     SessionRevoked,
     NoteCreated,
     NoteDeleted,
+    /// A role re-check found other roles than the session held.
+    RolesChanged,
 }
 
 impl Event {
-    pub const ALL: [Event; 7] = [
+    pub const ALL: [Event; 8] = [
         Event::SignIn,
         Event::SignInRefused,
         Event::AccessDenied,
@@ -26,6 +28,7 @@ impl Event {
         Event::SessionRevoked,
         Event::NoteCreated,
         Event::NoteDeleted,
+        Event::RolesChanged,
     ];
 
     /// The name stored in `audit_log.event` and used in the admin filter.
@@ -38,12 +41,13 @@ impl Event {
             Event::SessionRevoked => "session_revoked",
             Event::NoteCreated => "note_created",
             Event::NoteDeleted => "note_deleted",
+            Event::RolesChanged => "roles_changed",
         }
     }
 }
 
 /// Every event name, for filters and tests.
-pub const EVENTS: [&str; 7] = [
+pub const EVENTS: [&str; 8] = [
     Event::SignIn.name(),
     Event::SignInRefused.name(),
     Event::AccessDenied.name(),
@@ -51,6 +55,7 @@ pub const EVENTS: [&str; 7] = [
     Event::SessionRevoked.name(),
     Event::NoteCreated.name(),
     Event::NoteDeleted.name(),
+    Event::RolesChanged.name(),
 ];
 
 #[derive(Debug, Clone)]

@@ -26,7 +26,7 @@ use url::Url;
 
 pub use certificate::{EXPIRY_WARNING_DAYS, warnings_at};
 pub use schema::DEFAULT_INSTANCE;
-pub use validate::{auth_config, auth_config_at, deprecations, warnings};
+pub use validate::{auth_config, auth_config_at, auth_config_with_keys, deprecations, warnings};
 
 /// Every notice about settings that work but should change, for `check-config` and the
 /// start-up log alike: deprecated keys, risky choices, then the client certificate's dates.
@@ -105,6 +105,8 @@ pub struct Settings {
     pub audit: AuditSettings,
     pub log: LogSettings,
     pub metrics: MetricsSettings,
+    /// `downstream_apis.<name>`: APIs called on the user's behalf.
+    pub downstream_apis: std::collections::HashMap<String, DownstreamApiSettings>,
 }
 
 #[derive(Debug, Clone)]
@@ -166,6 +168,10 @@ pub struct AuthSettings {
     pub b2c_sign_up_sign_in_policy: String,
     pub b2c_edit_profile_policy: String,
     pub b2c_reset_password_policy: String,
+    /// `auth.roles_max_age_minutes`: roles older than this are re-checked (0 = every request).
+    pub roles_max_age_minutes: u64,
+    /// `auth.roles_grace_minutes`: roles kept this long while the provider is unreachable.
+    pub roles_grace_minutes: u64,
 }
 
 /// `authorization.*`: roles, where they come from, and route rules.
@@ -203,6 +209,12 @@ pub struct SessionSettings {
     /// The cookie key, from `session.key` or `session.key_file`.
     pub key: Option<Vec<u8>>,
     pub key_file: Option<PathBuf>,
+    /// `session.token_key`: seals the tokens kept in sessions (else derived from the cookie key).
+    pub token_key: Option<[u8; 32]>,
+    /// `session.token_key_file`: a file holding the token key (base64).
+    pub token_key_file: Option<PathBuf>,
+    /// `session.token_keys_previous`: keys still accepted for reading after a rotation.
+    pub token_keys_previous: Vec<[u8; 32]>,
     pub idle_timeout_minutes: u64,
     pub absolute_timeout_minutes: u64,
 }
@@ -333,6 +345,61 @@ fn parse_net(item: &str) -> Option<IpNet> {
 }
 
 /// Decodes a base64 session key of at least [`SESSION_KEY_LEN`] bytes.
+/// A token key: base64 of exactly 32 bytes.
+pub fn decode_token_key(text: &str) -> Result<[u8; 32], String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|_| {
+            "is not valid base64; generate one with `openssl rand -base64 32`".to_owned()
+        })?;
+    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+        format!(
+            "is {} bytes long; it must be exactly 32 (`openssl rand -base64 32`)",
+            bytes.len()
+        )
+    })
+}
+
+/// One `downstream_apis.<name>` entry (Microsoft.Identity.Web's `DownstreamApis` shape).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct DownstreamApiSettings {
+    /// Every call goes to this URL + the handler's path.
+    #[serde(default)]
+    pub base_url: String,
+    /// The delegated scopes: a list, or one string separated by spaces or commas.
+    #[serde(default)]
+    pub scopes: ScopeList,
+}
+
+/// Scopes as a list or as one string (an environment variable).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(from = "ScopeForm")]
+pub struct ScopeList(pub Vec<String>);
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum ScopeForm {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl From<ScopeForm> for ScopeList {
+    fn from(form: ScopeForm) -> ScopeList {
+        let items = match form {
+            ScopeForm::One(text) => vec![text],
+            ScopeForm::Many(items) => items,
+        };
+        ScopeList(
+            items
+                .iter()
+                .flat_map(|s| s.split([' ', ',', '\t']))
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        )
+    }
+}
+
 pub fn decode_key(text: &str) -> Result<Vec<u8>, String> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text.trim())

@@ -64,7 +64,10 @@ pub(super) fn read(r: &mut Reader<'_>, env: AppEnv) -> Settings {
     };
     let base_path = r.string("auth.base_path", "");
     let redirect_path = r.string("auth.redirect_path", "/getAToken");
-    let scopes = r.list("auth.scopes", &["openid", "profile", "email"]);
+    let scopes = r.list(
+        "auth.scopes",
+        &["openid", "profile", "email", "offline_access"],
+    );
     let prompt = Some(r.string("auth.prompt", "")).filter(|p| !p.is_empty());
     let allowed_tenants = r.list("auth.allowed_tenants", &[]);
     let api_audiences = r.list("auth.api_audiences", &[]);
@@ -79,6 +82,26 @@ pub(super) fn read(r: &mut Reader<'_>, env: AppEnv) -> Settings {
     let http_timeout_secs = r.get("auth.http_timeout_secs", 10u64, "a number of seconds");
     let clock_leeway_secs = r.get("auth.clock_leeway_secs", 60u64, "a number of seconds");
     let issuer = r.string("auth.issuer", "");
+    let roles_max_age_minutes = r.get(
+        "auth.roles_max_age_minutes",
+        60u64,
+        "a number of minutes (0 = re-check on every request)",
+    );
+    let roles_grace_minutes = r.get("auth.roles_grace_minutes", 15u64, "a number of minutes");
+    let downstream_apis = r.structured::<HashMap<String, DownstreamApiSettings>>(
+        "downstream_apis",
+        HashMap::new(),
+        "an object of API name to {\"base_url\", \"scopes\"}",
+        |m| {
+            let mut names: Vec<&String> = m.keys().collect();
+            names.sort();
+            names
+                .iter()
+                .map(|n| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+    );
     let b2c_sign_up_sign_in_policy = r.string("auth.b2c.sign_up_sign_in_policy", "");
     let b2c_edit_profile_policy = r.string("auth.b2c.edit_profile_policy", "");
     let b2c_reset_password_policy = r.string("auth.b2c.reset_password_policy", "");
@@ -136,6 +159,21 @@ pub(super) fn read(r: &mut Reader<'_>, env: AppEnv) -> Settings {
             .map_err(|msg| r.problem("session.key", msg))
             .ok()
     };
+    let token_key = token_key(r, "session.token_key");
+    let token_key_file = Some(r.string("session.token_key_file", ""))
+        .filter(|f| !f.is_empty())
+        .map(PathBuf::from);
+    let token_keys_previous = r
+        .list("session.token_keys_previous", &[])
+        .into_iter()
+        .filter_map(|text| match decode_token_key(&text) {
+            Ok(key) => Some(key),
+            Err(msg) => {
+                r.problem("session.token_keys_previous", format!("an entry {msg}"));
+                None
+            }
+        })
+        .collect();
     let idle_timeout_minutes = r.get(
         "session.idle_timeout_minutes",
         480u64,
@@ -216,7 +254,10 @@ pub(super) fn read(r: &mut Reader<'_>, env: AppEnv) -> Settings {
             b2c_sign_up_sign_in_policy,
             b2c_edit_profile_policy,
             b2c_reset_password_policy,
+            roles_max_age_minutes,
+            roles_grace_minutes,
         },
+        downstream_apis,
         authorization: AuthorizationSettings {
             roles,
             group_roles,
@@ -236,6 +277,9 @@ pub(super) fn read(r: &mut Reader<'_>, env: AppEnv) -> Settings {
             allow_plaintext: session_plaintext,
             key,
             key_file,
+            token_key,
+            token_key_file,
+            token_keys_previous,
             idle_timeout_minutes,
             absolute_timeout_minutes,
         },
@@ -246,6 +290,17 @@ pub(super) fn read(r: &mut Reader<'_>, env: AppEnv) -> Settings {
             port: metrics_port,
         },
     }
+}
+
+/// A token key setting (base64 of 32 bytes); a wrong one is a problem naming `key`.
+fn token_key(r: &mut Reader<'_>, key: &str) -> Option<[u8; 32]> {
+    let text = r.get::<String>(key, String::new(), "text");
+    if text.trim().is_empty() {
+        return None;
+    }
+    decode_token_key(&text)
+        .map_err(|msg| r.problem(key, msg))
+        .ok()
 }
 
 /// Parses a URL; an unusable one is a problem here, whether it must be https is checked later.

@@ -17,8 +17,25 @@ pub fn auth_config(s: &Settings) -> Result<AuthConfig, Vec<Problem>> {
     auth_config_at(s, SystemTime::now())
 }
 
+/// [`auth_config`] with the keys that seal session tokens (the server passes them; checks
+/// without them use a throw-away key).
+pub fn auth_config_with_keys(
+    s: &Settings,
+    keys: rolegate_auth::TokenKeys,
+) -> Result<AuthConfig, Vec<Problem>> {
+    build_auth_config(s, SystemTime::now(), Some(keys))
+}
+
 /// [`auth_config`] with the clock given (the client certificate must not be expired at `now`).
 pub fn auth_config_at(s: &Settings, now: SystemTime) -> Result<AuthConfig, Vec<Problem>> {
+    build_auth_config(s, now, None)
+}
+
+fn build_auth_config(
+    s: &Settings,
+    now: SystemTime,
+    keys: Option<rolegate_auth::TokenKeys>,
+) -> Result<AuthConfig, Vec<Problem>> {
     let a = &s.auth;
     let z = &s.authorization;
     let mut builder = AuthConfig::builder(
@@ -45,6 +62,8 @@ pub fn auth_config_at(s: &Settings, now: SystemTime) -> Result<AuthConfig, Vec<P
     .clock_leeway_secs(a.clock_leeway_secs)
     .idle_timeout(minutes(s.session.idle_timeout_minutes))
     .absolute_timeout(minutes(s.session.absolute_timeout_minutes))
+    .roles_max_age(minutes(a.roles_max_age_minutes))
+    .roles_grace(minutes(a.roles_grace_minutes))
     .roles(z.roles.clone())
     .rules(z.rules.clone())
     .default_access(z.default.clone())
@@ -61,6 +80,14 @@ pub fn auth_config_at(s: &Settings, now: SystemTime) -> Result<AuthConfig, Vec<P
     }
     if !z.role_claim.is_empty() {
         builder = builder.role_claim(z.role_claim.clone());
+    }
+    if let Some(keys) = keys {
+        builder = builder.token_keys(keys);
+    }
+    let mut apis: Vec<_> = s.downstream_apis.iter().collect();
+    apis.sort_by_key(|(name, _)| name.as_str());
+    for (name, api) in apis {
+        builder = builder.downstream_api(name.clone(), api.base_url.clone(), api.scopes.0.clone());
     }
     let set = |v: &str| Some(v.trim().to_owned()).filter(|v| !v.is_empty());
     builder = builder
@@ -133,6 +160,7 @@ fn settings_key(field: &str) -> String {
         "absolute_timeout" => "session.absolute_timeout_minutes".to_owned(),
         "roles" | "group_roles" | "rules" | "default" => format!("authorization.{field}"),
         "role_claim" => "authorization.role_claim".to_owned(),
+        _ if field.starts_with("downstream_apis.") => field.to_owned(),
         _ => format!("auth.{field}"),
     }
 }

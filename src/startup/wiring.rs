@@ -20,7 +20,7 @@ use crate::net::TrustedProxies;
 use crate::rate_limit::{AuthRoutesLimit, limit_auth_routes};
 use crate::routes::health::Health;
 use crate::session_store::{RedisSessionStore, Sessions, SqlSessionStore};
-use crate::settings::{Settings, StoreKind, auth_config};
+use crate::settings::{Settings, StoreKind};
 use crate::telemetry::{log_requests, security_headers};
 use crate::templates::{Templates, TeraPages};
 
@@ -147,7 +147,8 @@ pub async fn server(
     let key = super::keys::session_key(&settings)?;
     let proxies = TrustedProxies(settings.server.trusted_proxies.clone());
     let audit = web::Data::new(Audit::new(pool.clone(), proxies.clone()));
-    let config = auth_config(&settings)
+    let token_keys = super::keys::token_keys(&settings)?;
+    let config = crate::settings::auth_config_with_keys(&settings, token_keys)
         .map_err(|problems| anyhow::anyhow!("invalid settings:\n{}", super::list(&problems)))?;
     for notice in crate::settings::notices(&settings, std::time::SystemTime::now()) {
         tracing::warn!("{notice}");

@@ -123,6 +123,42 @@ pub struct IdpState {
     /// `token_endpoint_auth_methods_supported` to advertise instead of post + basic
     /// (`Some(vec![])` leaves the field out).
     pub auth_methods: Option<Vec<String>>,
+    /// The refresh-token grant (`grant_type=refresh_token`).
+    pub refresh: RefreshState,
+}
+
+/// What the token endpoint does with `grant_type=refresh_token`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefreshMode {
+    /// Rotate: the sent refresh token must be the live one; a new one replaces it.
+    Rotate,
+    /// `400 invalid_grant` (a disabled user, a revoked grant).
+    InvalidGrant,
+    /// Entra's consent answer: `invalid_grant` with AADSTS65001 (for the owner's consent tests).
+    #[allow(dead_code)]
+    ConsentRequired,
+    /// `503 temporarily_unavailable` (the provider is down).
+    Down,
+}
+
+/// The refresh side of the fake: one live refresh token per sign-in, rotated on every use.
+pub struct RefreshState {
+    pub mode: RefreshMode,
+    /// Refresh tokens that are still accepted.
+    pub live: Vec<String>,
+    pub issued: u64,
+    /// Delay before answering a refresh (so parallel requests overlap).
+    pub delay: Duration,
+    /// The ID token claims of the last code redemption: refreshes re-issue them.
+    pub last_id_claims: Option<Value>,
+    /// Roles the next refreshed ID tokens carry instead (`Some(vec![])` = none).
+    pub roles: Option<Vec<String>>,
+    /// `expires_in` of issued access tokens.
+    pub expires_in: i64,
+    /// Whether code redemptions hand out a refresh token.
+    pub issue_refresh_tokens: bool,
+    /// Every refresh request's form, oldest first.
+    pub forms: Vec<HashMap<String, String>>,
 }
 
 /// A `private_key_jwt` client assertion as the token endpoint received it.
@@ -170,11 +206,23 @@ impl FakeIdp {
             issuer_override: None,
             last_token_path: None,
             auth_methods: None,
+            refresh: RefreshState {
+                mode: RefreshMode::Rotate,
+                live: Vec::new(),
+                issued: 0,
+                delay: Duration::ZERO,
+                last_id_claims: None,
+                roles: None,
+                expires_in: 3600,
+                issue_refresh_tokens: true,
+                forms: Vec::new(),
+            },
         }));
         let jwks_hits = Arc::new(AtomicUsize::new(0));
         let token_hits = Arc::new(AtomicUsize::new(0));
         let discovery_hits = Arc::new(AtomicUsize::new(0));
         let shared = Shared {
+            key: key1.encoding.clone(),
             issuer: issuer.clone(),
             state: state.clone(),
             jwks_hits: jwks_hits.clone(),
@@ -217,6 +265,22 @@ impl FakeIdp {
             key1,
             key2,
         }
+    }
+
+    /// How many refresh-token grants the token endpoint received.
+    pub fn refresh_count(&self) -> usize {
+        self.state.lock().unwrap().refresh.forms.len()
+    }
+
+    /// Sets what refreshes answer.
+    pub fn refresh_mode(&self, mode: RefreshMode) {
+        self.state.lock().unwrap().refresh.mode = mode;
+    }
+
+    /// The roles refreshed ID tokens carry from now on.
+    pub fn refresh_roles(&self, roles: &[&str]) {
+        self.state.lock().unwrap().refresh.roles =
+            Some(roles.iter().map(|r| (*r).to_owned()).collect());
     }
 
     pub fn reply(&self, reply: TokenReply) {
@@ -411,6 +475,7 @@ fn capitalise(s: &str) -> String {
 
 #[derive(Clone)]
 struct Shared {
+    key: EncodingKey,
     issuer: String,
     state: Arc<Mutex<IdpState>>,
     jwks_hits: Arc<AtomicUsize>,
@@ -516,6 +581,9 @@ async fn token(
     form: web::Form<HashMap<String, String>>,
 ) -> HttpResponse {
     s.token_hits.fetch_add(1, Ordering::SeqCst);
+    if form.get("grant_type").map(String::as_str) == Some("refresh_token") {
+        return refresh_grant(&s, form.into_inner()).await;
+    }
     let reply = {
         let mut state = s.state.lock().unwrap();
         let form = form.into_inner();
@@ -532,15 +600,27 @@ async fn token(
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        state.reply.clone()
+        let reply = state.reply.clone();
+        if let TokenReply::IdToken(id_token) = &reply {
+            state.refresh.last_id_claims = jwt_claims(id_token);
+        }
+        reply
     };
     match reply {
-        TokenReply::IdToken(id_token) => HttpResponse::Ok().json(json!({
-            "access_token": "opaque-access-token",
-            "token_type": "Bearer",
-            "expires_in": 3600,
-            "id_token": id_token,
-        })),
+        TokenReply::IdToken(id_token) => {
+            let mut body = json!({
+                "access_token": "opaque-access-token",
+                "token_type": "Bearer",
+                "expires_in": 3600,
+                "id_token": id_token,
+            });
+            let mut state = s.state.lock().unwrap();
+            if state.refresh.issue_refresh_tokens {
+                body["refresh_token"] = json!(issue_refresh_token(&mut state.refresh));
+                body["expires_in"] = json!(state.refresh.expires_in);
+            }
+            HttpResponse::Ok().json(body)
+        }
         TokenReply::NoIdToken => HttpResponse::Ok().json(json!({
             "access_token": "opaque-access-token",
             "token_type": "Bearer",
@@ -565,4 +645,84 @@ async fn token(
             HttpResponse::Ok().finish()
         }
     }
+}
+
+fn jwt_claims(raw: &str) -> Option<Value> {
+    let part = raw.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn issue_refresh_token(refresh: &mut RefreshState) -> String {
+    refresh.issued += 1;
+    let token = format!("refresh-token-secret-{:04}", refresh.issued);
+    refresh.live = vec![token.clone()];
+    token
+}
+
+/// `grant_type=refresh_token`: the sent token must be the live one; it is rotated, and the
+/// answer carries a new access token and an ID token re-issued from the sign-in's claims.
+async fn refresh_grant(s: &Shared, form: HashMap<String, String>) -> HttpResponse {
+    let (mode, delay) = {
+        let mut state = s.state.lock().unwrap();
+        state.refresh.forms.push(form.clone());
+        (state.refresh.mode.clone(), state.refresh.delay)
+    };
+    let error = |status: u16, code: &str, description: &str| {
+        HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+            .json(json!({"error": code, "error_description": description}))
+    };
+    match mode {
+        RefreshMode::Down => return error(503, "temporarily_unavailable", "down"),
+        RefreshMode::InvalidGrant => {
+            return error(400, "invalid_grant", "AADSTS50173: the grant was revoked");
+        }
+        RefreshMode::ConsentRequired => {
+            return error(
+                400,
+                "invalid_grant",
+                "AADSTS65001: The user or administrator has not consented",
+            );
+        }
+        RefreshMode::Rotate => {}
+    }
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let mut state = s.state.lock().unwrap();
+    let sent = form.get("refresh_token").cloned().unwrap_or_default();
+    if !state.refresh.live.contains(&sent) {
+        return error(
+            400,
+            "invalid_grant",
+            "AADSTS70008: the refresh token was used already",
+        );
+    }
+    let rotated = issue_refresh_token(&mut state.refresh);
+    let n = state.refresh.issued;
+    let mut body = json!({
+        "access_token": format!("access-token-secret-{n:04}"),
+        "token_type": "Bearer",
+        "expires_in": state.refresh.expires_in,
+        "refresh_token": rotated,
+    });
+    if let Some(scope) = form.get("scope") {
+        body["scope"] = json!(scope);
+    }
+    if let Some(mut claims) = state.refresh.last_id_claims.clone() {
+        let now = now();
+        claims["iat"] = json!(now);
+        claims["nbf"] = json!(now);
+        claims["exp"] = json!(now + 3600);
+        if let Some(o) = claims.as_object_mut() {
+            o.remove("nonce");
+        }
+        if let Some(roles) = &state.refresh.roles {
+            claims["roles"] = json!(roles);
+        }
+        body["id_token"] = json!(sign_with(&s.key, Some("key-1"), Algorithm::RS256, &claims));
+    }
+    HttpResponse::Ok().json(body)
 }

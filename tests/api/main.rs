@@ -17,6 +17,7 @@ mod helpers;
 mod id_token;
 mod issuers;
 mod json_logs;
+mod live_roles;
 mod login;
 mod logout;
 mod metrics;
@@ -34,4 +35,4 @@ mod shutdown;
 mod tenants;
 
 /// Every audit event rolegate writes.
-pub const EVENTS: [&str; 7] = rolegate::db::audit::EVENTS;
+pub const EVENTS: [&str; 8] = rolegate::db::audit::EVENTS;

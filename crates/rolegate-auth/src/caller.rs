@@ -12,6 +12,7 @@ use actix_web::{HttpMessage, HttpRequest};
 use crate::Auth;
 use crate::access_token::{self, Refusal};
 use crate::id_token::now;
+use crate::live_roles::{self, Checked};
 use crate::log_safe::Escaped;
 use crate::reject::Rejection;
 use crate::session::{AuthSession, Resolved, SEEN_WRITE_INTERVAL_SECS, User};
@@ -32,7 +33,7 @@ pub(crate) async fn resolve(
     }
     let user = match bearer_token(req, auth) {
         Some(token) => Some(bearer_user(auth, &token).await?),
-        None => session_user(req, auth).map(Arc::new),
+        None => session_user(req, auth).await?.map(Arc::new),
     };
     req.extensions_mut().insert(Resolved(user.clone()));
     Ok(user)
@@ -111,11 +112,14 @@ fn log_bearer_refused(e: &crate::TokenError) {
     tracing::warn!(reason = e.reason(), error = %Escaped(e), "bearer token refused");
 }
 
-/// The session's user, unless the session has gone idle or outlived its absolute lifetime.
-fn session_user(req: &HttpRequest, auth: &Auth) -> Option<User> {
+/// The session's user, unless the session has gone idle or outlived its absolute lifetime;
+/// roles past `roles_max_age` are re-checked first (see `live_roles.rs`).
+async fn session_user(req: &HttpRequest, auth: &Auth) -> Result<Option<User>, Rejection> {
     let session = req.get_session();
     let typed = AuthSession(&session);
-    let mut user = typed.user()?;
+    let Some(user) = typed.user() else {
+        return Ok(None);
+    };
     let config = auth.config();
     let now = now();
     let seen = typed.last_seen().unwrap_or(user.signed_in_at);
@@ -128,13 +132,18 @@ fn session_user(req: &HttpRequest, auth: &Auth) -> Option<User> {
             "session expired"
         );
         session.purge();
-        return None;
+        return Ok(None);
     }
     if now - seen >= SEEN_WRITE_INTERVAL_SECS {
         typed.touch(now);
     }
+    let mut user = match live_roles::check(req, auth, &session, user, now).await {
+        Checked::Go(user) => user,
+        Checked::Redirect(url) => return Err(Rejection::Redirect(url)),
+        Checked::Ended(error) => return Err(Rejection::SessionEnded(error)),
+    };
     user.rank_in(&config.roles);
-    Some(user)
+    Ok(Some(user))
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@ use crate::metadata::{is_loopback_host, is_secure_or_loopback};
 use crate::roles::{RoleClaim, RoleHierarchy, RoleSource};
 use crate::rules::{Access, RuleSet, RuleSpec};
 use crate::tenant::{self, TenantPolicy};
+use crate::token_keys::TokenKeys;
+use std::collections::HashMap;
 
 /// Sign-in and authorization configuration. Every absolute URL here is derived from the
 /// configured public URL, never from request headers (which any client can forge).
@@ -46,6 +48,23 @@ pub struct AuthConfig {
     pub(crate) b2c: B2cPolicies,
     /// `auth.client_auth_method`: checked against the credential at build time.
     pub(crate) client_auth_method: ClientAuthMethod,
+    /// Seal the tokens kept in the session.
+    pub(crate) token_keys: TokenKeys,
+    /// After this long the next request re-checks the roles with the provider.
+    pub(crate) roles_max_age: Duration,
+    /// How long roles are kept while the provider cannot be reached for a re-check.
+    pub(crate) roles_grace: Duration,
+    /// Downstream APIs by name (`downstream_apis.<name>`).
+    pub(crate) downstream_apis: HashMap<String, DownstreamApi>,
+}
+
+/// A downstream API the app calls on the user's behalf, in Microsoft.Identity.Web's shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownstreamApi {
+    /// Every call goes to `base_url` + the handler's path.
+    pub base_url: Url,
+    /// The delegated scopes its access token needs, e.g. `User.Read`.
+    pub scopes: Vec<String>,
 }
 
 /// The B2C policies in use: sign-in (configured, or the authority's policy segment), profile
@@ -259,6 +278,10 @@ pub struct AuthConfigBuilder {
     issuer: Option<String>,
     b2c: B2cPolicies,
     role_claim: Option<String>,
+    token_keys: Option<TokenKeys>,
+    roles_max_age: Duration,
+    roles_grace: Duration,
+    downstream_apis: Vec<(String, String, Vec<String>)>,
 }
 
 /// Lowest JWKS cool-down and discovery retry for a provider that is not on loopback.
@@ -286,7 +309,9 @@ impl Default for AuthConfigBuilder {
             client_auth_method: ClientAuthMethod::Auto,
             base_path: String::new(),
             redirect_path: "/getAToken".into(),
-            scopes: ["openid", "profile", "email"].map(String::from).to_vec(),
+            scopes: ["openid", "profile", "email", "offline_access"]
+                .map(String::from)
+                .to_vec(),
             prompt: None,
             allowed_tenants: Vec::new(),
             api_audiences: Vec::new(),
@@ -308,6 +333,10 @@ impl Default for AuthConfigBuilder {
             code_roles: Vec::new(),
             issuer: None,
             b2c: B2cPolicies::default(),
+            token_keys: None,
+            roles_max_age: Duration::from_secs(60 * 60),
+            roles_grace: Duration::from_secs(15 * 60),
+            downstream_apis: Vec::new(),
         }
     }
 }
@@ -357,7 +386,8 @@ impl AuthConfigBuilder {
         self
     }
 
-    /// Scopes to request; must include `openid`. Default `openid profile email`.
+    /// Scopes to request; must include `openid`. Default `openid profile email offline_access`
+    /// (`offline_access` asks for the refresh token that live roles and downstream tokens use).
     pub fn scopes<S: Into<String>>(mut self, scopes: impl IntoIterator<Item = S>) -> Self {
         self.scopes = scopes.into_iter().map(Into::into).collect();
         self
@@ -436,6 +466,40 @@ impl AuthConfigBuilder {
         /// 24 hours.
         absolute_timeout: Duration
     );
+
+    setter!(
+        /// After this long the next request refreshes the tokens and re-reads the roles from the
+        /// new ID token (0 = every request); default 60 minutes.
+        roles_max_age: Duration
+    );
+    setter!(
+        /// How long a session keeps its roles while the provider cannot be reached for the
+        /// re-check, then the user must sign in again; default 15 minutes.
+        roles_grace: Duration
+    );
+
+    /// The keys that seal the tokens kept in the session (see [`TokenKeys`]); default a random
+    /// key for this process, so tokens do not survive a restart.
+    pub fn token_keys(mut self, keys: TokenKeys) -> Self {
+        self.token_keys = Some(keys);
+        self
+    }
+
+    /// Adds a downstream API: [`crate::Auth::downstream`] calls `base_url` + path with an access
+    /// token for `scopes`.
+    pub fn downstream_api<S: Into<String>>(
+        mut self,
+        name: impl Into<String>,
+        base_url: impl Into<String>,
+        scopes: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.downstream_apis.push((
+            name.into(),
+            base_url.into(),
+            scopes.into_iter().map(Into::into).collect(),
+        ));
+        self
+    }
 
     /// The ordered app role values, lowest first; each level implies the ones below it.
     /// Default `DemoApp.Read < DemoApp.Write < DemoApp.Admin`.
@@ -810,6 +874,64 @@ impl AuthConfigBuilder {
             problem("client_auth_method", why);
         }
 
+        let mut downstream_apis = HashMap::new();
+        for (name, base, scopes) in &self.downstream_apis {
+            let field = format!("downstream_apis.{name}");
+            let valid_name = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !valid_name {
+                problem(&field, "the name must be letters, digits, - or _".into());
+                continue;
+            }
+            let url = match Url::parse(base.trim()) {
+                Ok(u)
+                    if u.host().is_some()
+                        && is_secure_or_loopback(&u)
+                        && u.query().is_none()
+                        && u.fragment().is_none() =>
+                {
+                    u
+                }
+                _ => {
+                    problem(
+                        &format!("{field}.base_url"),
+                        format!(
+                            "{base:?} must be an https URL such as https://graph.microsoft.com/v1.0 (plain http only on localhost), with no query"
+                        ),
+                    );
+                    continue;
+                }
+            };
+            let scopes: Vec<String> = scopes.iter().map(|s| s.trim().to_owned()).collect();
+            if scopes.is_empty()
+                || scopes
+                    .iter()
+                    .any(|s| s.is_empty() || s.contains(char::is_whitespace))
+            {
+                problem(
+                    &format!("{field}.scopes"),
+                    "must list the scopes the API needs, one per entry, e.g. [\"User.Read\"]"
+                        .into(),
+                );
+                continue;
+            }
+            downstream_apis.insert(
+                name.clone(),
+                DownstreamApi {
+                    base_url: url,
+                    scopes,
+                },
+            );
+        }
+        if self.roles_max_age > MAX_SESSION_TIMEOUT {
+            problem("roles_max_age_minutes", "must be at most 30 days".into());
+        }
+        if self.roles_grace > MAX_SESSION_TIMEOUT {
+            problem("roles_grace_minutes", "must be at most 30 days".into());
+        }
+
         let (Some(authority), Some(public)) = (authority, public) else {
             return Err(ConfigError { problems });
         };
@@ -825,6 +947,10 @@ impl AuthConfigBuilder {
             return Err(ConfigError { problems });
         };
         Ok(AuthConfig {
+            token_keys: self.token_keys.clone().unwrap_or_else(TokenKeys::ephemeral),
+            roles_max_age: self.roles_max_age,
+            roles_grace: self.roles_grace,
+            downstream_apis,
             api_audiences,
             api_scopes,
             login_path: format!("{base_path}/login"),

@@ -217,6 +217,16 @@ pub enum AuthError {
         method: &'static str,
         offered: String,
     },
+    /// The provider refused the session's refresh token (`invalid_grant`): the user was
+    /// disabled, signed out elsewhere or lost consent. The session is ended.
+    #[error("the identity provider no longer accepts this session's sign-in: {0}")]
+    SessionRevoked(String),
+    /// The roles could not be re-checked for longer than `auth.roles_grace_minutes`.
+    #[error("the roles could not be re-checked with the identity provider within the grace period")]
+    RoleCheckUnavailable,
+    /// A silent re-check (`prompt=none`) was answered with this error (`login_required`, ...).
+    #[error("the identity provider wants the user to sign in again: {0}")]
+    SignInRequired(String),
 }
 
 impl AuthError {
@@ -247,6 +257,9 @@ impl AuthError {
             AuthError::Session(_) | AuthError::ClientAssertion(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
+            AuthError::SessionRevoked(_)
+            | AuthError::RoleCheckUnavailable
+            | AuthError::SignInRequired(_) => StatusCode::UNAUTHORIZED,
         }
     }
 
@@ -282,6 +295,9 @@ impl AuthError {
             AuthError::TenantPolicyMissing { .. } => "tenant_policy_missing",
             AuthError::ClientAssertion(_) => "client_assertion_failed",
             AuthError::ClientAuthRejected { .. } => "client_auth_rejected",
+            AuthError::SessionRevoked(_) => "session_revoked",
+            AuthError::RoleCheckUnavailable => "role_check_unavailable",
+            AuthError::SignInRequired(_) => "sign_in_required",
         }
     }
 
@@ -321,6 +337,9 @@ impl AuthError {
             AuthError::ClientAuthRejected { .. } => {
                 "Sign-in is misconfigured: the identity provider refused this application's client authentication"
             }
+            AuthError::SessionRevoked(_)
+            | AuthError::RoleCheckUnavailable
+            | AuthError::SignInRequired(_) => "Your session has ended",
         }
     }
 
@@ -389,6 +408,18 @@ impl AuthError {
                  this application cannot tell your role. An administrator can fix this by assigning app \
                  roles instead of groups, or by filtering the groups claim in the app registration \
                  (Token configuration: \"Groups assigned to the application\")."
+            }
+            AuthError::SessionRevoked(_) => {
+                "The identity provider no longer accepts your sign-in: your account may have been \
+                 disabled, its access removed, or you signed out elsewhere. Sign in again."
+            }
+            AuthError::RoleCheckUnavailable => {
+                "This application re-checks your roles with the identity provider regularly, and \
+                 could not reach it for longer than allowed (auth.roles_grace_minutes). Sign in again."
+            }
+            AuthError::SignInRequired(_) => {
+                "This application re-checked your sign-in with the identity provider, which asks \
+                 you to sign in again. Start again from the sign-in page."
             }
             AuthError::ProviderUnavailable(_) | AuthError::TokenEndpointTimeout => {
                 "Please try again in a minute. If it keeps happening, tell the administrator."

@@ -51,6 +51,11 @@ pub trait AuthEvents: Send + Sync + 'static {
     ) -> EventFuture {
         no_event()
     }
+    /// A role re-check found other roles than the session held: `user` has the new ones,
+    /// `previous` the old.
+    fn roles_changed(&self, _req: &HttpRequest, _user: &User, _previous: &[String]) -> EventFuture {
+        no_event()
+    }
     /// A session ended at `/logout` (`user` is `None` when it was anonymous).
     fn signed_out(&self, _req: &HttpRequest, _user: Option<&User>) -> EventFuture {
         no_event()

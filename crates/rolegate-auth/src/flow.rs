@@ -152,24 +152,32 @@ pub(crate) fn begin(
     begin_policy(config, provider, next, now, None)
 }
 
-/// [`begin`] for a B2C policy other than sign-in (profile edit, password reset): a new
-/// authorization request with its own state, nonce and PKCE, at that policy's endpoint.
-pub(crate) fn begin_policy(
+/// How an authorization request differs from the plain sign-in: a `prompt` (`none` for the
+/// silent role re-check); later, added scopes for incremental consent.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct BeginOptions<'a> {
+    pub prompt: Option<&'a str>,
+    pub policy: Option<&'a str>,
+}
+
+/// [`begin`] with options: the general form every authorization request goes through.
+pub(crate) fn begin_with(
     config: &AuthConfig,
     provider: &Provider,
     next: String,
     now: i64,
-    policy: Option<&str>,
+    options: BeginOptions<'_>,
 ) -> (Url, PendingLogin) {
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let nonce = CsrfToken::new_random_len(32);
-    let client = client(config, provider, policy);
+    let client = client(config, provider, options.policy);
     let mut request = client
         .authorize_url(|| CsrfToken::new_random_len(32))
         .add_scopes(config.scopes.iter().cloned().map(Scope::new))
         .add_extra_param("nonce", nonce.secret().clone())
         .set_pkce_challenge(challenge);
-    if let Some(prompt) = &config.prompt {
+    let prompt = options.prompt.map(str::to_owned).or(config.prompt.clone());
+    if let Some(prompt) = &prompt {
         request = request.add_extra_param("prompt", prompt.clone());
     }
     let (url, state) = request.url();
@@ -179,9 +187,31 @@ pub(crate) fn begin_policy(
         pkce_verifier: verifier.secret().clone(),
         next,
         created_at: now,
-        policy: policy.map(str::to_owned),
+        policy: options.policy.map(str::to_owned),
+        prompt: options.prompt.map(str::to_owned),
     };
     (url, pending)
+}
+
+/// [`begin`] for a B2C policy other than sign-in (profile edit, password reset): a new
+/// authorization request with its own state, nonce and PKCE, at that policy's endpoint.
+pub(crate) fn begin_policy(
+    config: &AuthConfig,
+    provider: &Provider,
+    next: String,
+    now: i64,
+    policy: Option<&str>,
+) -> (Url, PendingLogin) {
+    begin_with(
+        config,
+        provider,
+        next,
+        now,
+        BeginOptions {
+            prompt: None,
+            policy,
+        },
+    )
 }
 
 /// The callback's query, parsed strictly: duplicates, control characters, invalid UTF-8 and
@@ -278,7 +308,7 @@ pub(crate) async fn redeem(
     http: &reqwest::Client,
     pending: &PendingLogin,
     code: String,
-) -> Result<(Claims, String), AuthError> {
+) -> Result<(Claims, Granted), AuthError> {
     // oauth2 drops the HTTP status of an error answer; it decides whose fault a refusal is.
     let status = AtomicU16::new(0);
     let recording = |request: oauth2::HttpRequest| {
@@ -311,11 +341,12 @@ pub(crate) async fn redeem(
             provider,
         )
     })?;
-    let raw = response
-        .extra_fields()
-        .id_token
-        .clone()
-        .ok_or(AuthError::MissingIdToken)?;
+    let granted = Granted::from_response(
+        &response,
+        &config.scopes,
+        unix_secs(std::time::SystemTime::now()),
+    );
+    let raw = granted.id_token.clone().ok_or(AuthError::MissingIdToken)?;
     let claims = id_token::validate(
         &raw,
         provider,
@@ -329,7 +360,137 @@ pub(crate) async fn redeem(
         },
     )
     .await?;
-    Ok((claims, raw))
+    Ok((claims, granted))
+}
+
+/// What a token call handed out; secret, so Debug shows no token.
+pub(crate) struct Granted {
+    pub access_token: String,
+    pub expires_at: i64,
+    /// The scopes asked for and those the answer lists.
+    pub scopes: Vec<String>,
+    pub refresh_token: Option<String>,
+    pub id_token: Option<String>,
+}
+
+/// An access token without `expires_in` is trusted for this long.
+const DEFAULT_EXPIRES_IN_SECS: i64 = 600;
+
+impl Granted {
+    fn from_response(response: &OidcTokenResponse, asked: &[String], now: i64) -> Granted {
+        use oauth2::TokenResponse as _;
+        let mut scopes: Vec<String> = asked.to_vec();
+        for s in response.scopes().into_iter().flatten() {
+            if !scopes.iter().any(|have| have == s.as_str()) {
+                scopes.push(s.to_string());
+            }
+        }
+        let expires_in = response.expires_in().map_or(DEFAULT_EXPIRES_IN_SECS, |d| {
+            d.as_secs().min(86_400 * 7) as i64
+        });
+        Granted {
+            access_token: response.access_token().secret().clone(),
+            expires_at: now + expires_in,
+            scopes,
+            refresh_token: response.refresh_token().map(|t| t.secret().clone()),
+            id_token: response.extra_fields().id_token.clone(),
+        }
+    }
+}
+
+/// Why a refresh-token grant failed, sorted by what the session must do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RefreshFailure {
+    /// `invalid_grant`: the refresh token is dead; the session must end.
+    Rejected(String),
+    /// The user must consent (or interact) first: `consent_required`, `interaction_required`,
+    /// or Entra's `invalid_grant` with AADSTS65001.
+    ConsentRequired(String),
+    /// The provider could not be reached or failed (5xx, 429, timeout): try again later.
+    Unavailable(String),
+    /// Another refusal (`invalid_scope`, `invalid_client`, an unreadable answer).
+    Failed(String),
+}
+
+/// The refresh-token grant (RFC 6749 section 6), with `scopes` (Entra issues an access token
+/// for any resource the user consented to this way).
+pub(crate) async fn refresh(
+    config: &AuthConfig,
+    provider: &Provider,
+    http: &reqwest::Client,
+    refresh_token: &str,
+    scopes: &[String],
+) -> Result<Granted, RefreshFailure> {
+    let status = AtomicU16::new(0);
+    let recording = |request: oauth2::HttpRequest| {
+        let status = &status;
+        async move {
+            let response = http.call(request).await?;
+            status.store(response.status().as_u16(), Ordering::Relaxed);
+            Ok::<_, HttpClientError<reqwest::Error>>(response)
+        }
+    };
+    let started = std::time::Instant::now();
+    let client = client(config, provider, None);
+    let token_endpoint = client.token_uri().url().clone();
+    let token = oauth2::RefreshToken::new(refresh_token.to_owned());
+    let mut request = client
+        .exchange_refresh_token(&token)
+        .add_scopes(scopes.iter().cloned().map(Scope::new));
+    for (name, value) in assertion_params(config, &token_endpoint)
+        .map_err(|e| RefreshFailure::Failed(e.reason().to_owned()))?
+    {
+        request = request.add_extra_param(name, value);
+    }
+    let response = request.request_async(&recording).await;
+    provider.events.idp_call(
+        crate::events::IdpEndpoint::Token,
+        started.elapsed(),
+        response.is_ok(),
+    );
+    let now = unix_secs(std::time::SystemTime::now());
+    response
+        .map(|r| Granted::from_response(&r, scopes, now))
+        .map_err(|e| refresh_failure(e, status.load(Ordering::Relaxed)))
+}
+
+/// Sorts a failed refresh; the provider's description is read for Entra's consent code only
+/// and never kept.
+fn refresh_failure(
+    err: RequestTokenError<HttpClientError<reqwest::Error>, BasicErrorResponse>,
+    status: u16,
+) -> RefreshFailure {
+    match err {
+        RequestTokenError::ServerResponse(body) => {
+            let code: String = body.error().as_ref().chars().take(64).collect();
+            let description = body.error_description().map_or("", String::as_str);
+            if matches!(code.as_str(), "consent_required" | "interaction_required")
+                || (code == "invalid_grant" && description.contains("AADSTS65001"))
+            {
+                RefreshFailure::ConsentRequired(code)
+            } else if status >= 500
+                || status == 429
+                || matches!(code.as_str(), "server_error" | "temporarily_unavailable")
+            {
+                RefreshFailure::Unavailable(format!("status {status}, error {code}"))
+            } else if code == "invalid_grant" {
+                RefreshFailure::Rejected(code)
+            } else {
+                RefreshFailure::Failed(code)
+            }
+        }
+        RequestTokenError::Request(HttpClientError::Reqwest(e)) => {
+            RefreshFailure::Unavailable(describe_reqwest(&e))
+        }
+        RequestTokenError::Request(_) => RefreshFailure::Unavailable("request failed".into()),
+        RequestTokenError::Parse(e, _) if (500..600).contains(&status) || status == 429 => {
+            RefreshFailure::Unavailable(format!("status {status}, unreadable at {}", e.path()))
+        }
+        RequestTokenError::Parse(e, _) => {
+            RefreshFailure::Failed(format!("unreadable token response at {}", e.path()))
+        }
+        RequestTokenError::Other(msg) => RefreshFailure::Failed(msg.chars().take(120).collect()),
+    }
 }
 
 /// `invalid_client` / `unauthorized_client` name the client authentication as the cause: a
@@ -429,6 +590,44 @@ mod tests {
             map_token_error(oauth_error("invalid_grant"), 400).status(),
             400
         );
+    }
+
+    #[test]
+    fn refresh_failures_are_sorted_by_what_the_session_must_do() {
+        let with = |code: &str, description: Option<&str>, status: u16| {
+            let kind =
+                serde_json::from_value::<BasicErrorResponseType>(serde_json::json!(code)).unwrap();
+            let body = BasicErrorResponse::new(kind, description.map(str::to_owned), None);
+            refresh_failure(RequestTokenError::ServerResponse(body), status)
+        };
+        assert!(matches!(
+            with("invalid_grant", None, 400),
+            RefreshFailure::Rejected(_)
+        ));
+        assert!(matches!(
+            with(
+                "invalid_grant",
+                Some("AADSTS65001: The user has not consented"),
+                400
+            ),
+            RefreshFailure::ConsentRequired(_)
+        ));
+        assert!(matches!(
+            with("interaction_required", None, 400),
+            RefreshFailure::ConsentRequired(_)
+        ));
+        assert!(matches!(
+            with("invalid_grant", None, 503),
+            RefreshFailure::Unavailable(_)
+        ));
+        assert!(matches!(
+            with("temporarily_unavailable", None, 400),
+            RefreshFailure::Unavailable(_)
+        ));
+        assert!(matches!(
+            with("invalid_scope", None, 400),
+            RefreshFailure::Failed(_)
+        ));
     }
 
     #[test]

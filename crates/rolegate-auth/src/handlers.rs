@@ -9,11 +9,12 @@ use crate::Auth;
 use crate::error::AuthError;
 use crate::flow::{self, CallbackParams};
 use crate::id_token::{Claims, now};
+use crate::live_roles;
 use crate::log_safe::Escaped;
 use crate::pages::LoginPage;
 use crate::redirect::safe_next;
 use crate::roles::RoleReadError;
-use crate::session::{AuthSession, LogoutHints, User};
+use crate::session::{AccessToken, AuthSession, TokenSet, User};
 
 /// Short-lived cookie that tells the sign-in page to say "you are signed out".
 const FLASH_COOKIE: &str = "rolegate_flash";
@@ -71,15 +72,27 @@ pub(crate) async fn callback(req: HttpRequest, session: Session) -> HttpResponse
             .insert_header((header::LOCATION, location))
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .finish(),
-        Ok(Completed::SignedIn(user, next)) => {
+        Ok(Completed::SignedIn(user, next, previous)) => {
             log_signed_in(&user);
-            auth.events().signed_in(&req, &user).await;
+            match previous {
+                // A silent re-check: the same person, maybe with other roles.
+                Some(previous) if previous != user.roles => {
+                    tracing::info!(sub = ?user.sub, before = ?previous, after = ?user.roles, "roles changed at the identity provider");
+                    auth.events().roles_changed(&req, &user, &previous).await;
+                }
+                Some(_) => {}
+                None => auth.events().signed_in(&req, &user).await,
+            }
             HttpResponse::Found()
                 .insert_header((header::LOCATION, next))
                 .insert_header((header::CACHE_CONTROL, "no-store"))
                 .finish()
         }
         Err((err, claims)) => {
+            if matches!(err, AuthError::SignInRequired(_)) {
+                // The silent re-check was refused: the signed-in session ends here.
+                session.purge();
+            }
             AuthSession(&session).discard_if_empty();
             log_refused(&err, claims.as_deref());
             auth.events()
@@ -94,7 +107,9 @@ type Refusal = (AuthError, Option<Box<Claims>>);
 
 /// How a callback ended well: signed in, or sent on to another B2C policy.
 enum Completed {
-    SignedIn(Box<User>, String),
+    /// The user, where to go next, and the roles held before when this was a silent re-check
+    /// of the same user.
+    SignedIn(Box<User>, String, Option<Vec<String>>),
     /// B2C password reset: a new authorization request at the reset policy.
     Restarted(String),
 }
@@ -102,6 +117,14 @@ enum Completed {
 /// B2C answers "forgot your password?" on the sign-in page with this error, and the app must
 /// start the password-reset policy itself.
 const B2C_PASSWORD_RESET: &str = "AADB2C90118";
+
+/// Answers to a `prompt=none` request that mean the user must sign in interactively.
+const SILENT_REFUSALS: [&str; 4] = [
+    "login_required",
+    "interaction_required",
+    "consent_required",
+    "account_selection_required",
+];
 
 /// Claims come from the token: logged with Debug formatting, so `\n` stays `\n`.
 fn log_signed_in(user: &User) {
@@ -128,6 +151,12 @@ async fn complete(req: &HttpRequest, session: &Session, auth: &Auth) -> Result<C
     let now = now();
     if now - pending.created_at > auth.config().pending_ttl.as_secs() as i64 {
         return Err((AuthError::StateExpired, None));
+    }
+    if let Some(code) = &params.error
+        && pending.prompt.as_deref() == Some("none")
+        && SILENT_REFUSALS.contains(&code.as_str())
+    {
+        return Err((AuthError::SignInRequired(code.clone()), None));
     }
     if let Some(code) = params.error {
         let reset = auth.config().b2c.reset_password.as_deref();
@@ -162,10 +191,9 @@ async fn complete(req: &HttpRequest, session: &Session, auth: &Auth) -> Result<C
     let code = params
         .code
         .ok_or((AuthError::BadCallback("the callback has no code"), None))?;
-    let (claims, raw_id_token) =
-        flow::redeem(auth.config(), &provider, auth.http(), &pending, code)
-            .await
-            .map_err(|e| (e, None))?;
+    let (claims, granted) = flow::redeem(auth.config(), &provider, auth.http(), &pending, code)
+        .await
+        .map_err(|e| (e, None))?;
     let config = auth.config();
     let roles = match config.role_source.read(&claims) {
         Ok(roles) => roles,
@@ -185,14 +213,27 @@ async fn complete(req: &HttpRequest, session: &Session, auth: &Auth) -> Result<C
         let any_of = config.roles.names().join(", ");
         return Err((AuthError::NoAppRole(any_of), Some(Box::new(claims))));
     }
-    let hints = LogoutHints {
-        id_token: raw_id_token,
+    let previous = typed
+        .user()
+        .filter(|before| pending.prompt.as_deref() == Some("none") && before.sub == user.sub)
+        .map(|before| before.roles);
+    let mut tokens = TokenSet {
+        id_token: granted.id_token.clone().unwrap_or_default(),
         login_hint: claims.login_hint.clone(),
+        refresh_token: granted.refresh_token.clone(),
+        access: Vec::new(),
     };
+    tokens.put_access(AccessToken {
+        token: granted.access_token.clone(),
+        scopes: granted.scopes.clone(),
+        expires_at: granted.expires_at,
+    });
+    let silent = pending.prompt.as_deref() == Some("none");
+    let live = live_roles::initial(auth, tokens.refresh_token.is_some(), silent, now);
     typed
-        .sign_in(&user, &hints, now)
+        .sign_in(&user, &tokens, &config.token_keys, &live, now)
         .map_err(|e| (AuthError::Session(e), None))?;
-    Ok(Completed::SignedIn(Box::new(user), pending.next))
+    Ok(Completed::SignedIn(Box::new(user), pending.next, previous))
 }
 
 /// `GET /profile/edit` (mounted only with a B2C edit-profile policy): a new authorization
@@ -243,7 +284,7 @@ pub(crate) async fn logout(req: HttpRequest, session: Session) -> HttpResponse {
     };
     let typed = AuthSession(&session);
     let user = typed.user();
-    let hints = typed.logout_hints();
+    let hints = typed.logout_hints(&auth.config().token_keys);
     session.purge();
     tracing::info!(
         sub = user.as_ref().map(|u| tracing::field::debug(u.sub.as_str())),

@@ -73,6 +73,7 @@ mod handlers;
 mod http;
 mod id_token;
 mod issuer;
+mod live_roles;
 mod log_safe;
 mod memory_store;
 mod metadata;
@@ -86,6 +87,8 @@ mod rules;
 mod session;
 mod tenant;
 mod token_cache;
+mod token_keys;
+mod user_tokens;
 
 #[cfg(test)]
 mod proptests;
@@ -102,6 +105,7 @@ pub use client_credential::{
 pub use config::B2cPolicies;
 pub use config::{
     AuthConfig, AuthConfigBuilder, ConfigError, ConfigProblem, DEFAULT_API_SCOPE, DEFAULT_ROLES,
+    DownstreamApi,
 };
 pub use error::{AuthError, TokenError};
 pub use events::{AuthEvents, EventFuture, IdpEndpoint, NoEvents, no_event};
@@ -118,6 +122,8 @@ pub use roles::{Admin, Read, Role, RoleClaim, RoleHierarchy, RoleSource, Write};
 pub use rules::{Access, RuleProblem, RuleSet, RuleSpec};
 pub use session::{SESSION_SEEN_KEY, SESSION_USER_KEY, User, resolved_user};
 pub use tenant::{ANY_TENANT, expected_issuer};
+pub use token_keys::{TokenKey, TokenKeys};
+pub use user_tokens::{Downstream, TokenFor, UserTokenError};
 
 use metadata::{Provider, ProviderHandle};
 
@@ -134,6 +140,8 @@ struct Inner {
     pages: Box<dyn AuthPages>,
     events: Arc<dyn AuthEvents>,
     tokens: token_cache::TokenCache,
+    flights: user_tokens::Flights,
+    downstream_http: reqwest::Client,
 }
 
 impl Auth {
@@ -144,6 +152,7 @@ impl Auth {
         events: impl AuthEvents,
     ) -> Result<Auth, reqwest::Error> {
         let http = http::provider_client(config.http_timeout)?;
+        let downstream_http = http::provider_client(config.http_timeout)?;
         Ok(Auth {
             inner: Arc::new(Inner {
                 config,
@@ -152,6 +161,8 @@ impl Auth {
                 pages: Box::new(pages),
                 events: Arc::new(events),
                 tokens: token_cache::TokenCache::new(10_000),
+                flights: user_tokens::Flights::default(),
+                downstream_http,
             }),
         })
     }
@@ -210,6 +221,10 @@ impl Auth {
 
     pub(crate) fn tokens(&self) -> &token_cache::TokenCache {
         &self.inner.tokens
+    }
+
+    pub(crate) fn flights(&self) -> &user_tokens::Flights {
+        &self.inner.flights
     }
 
     pub(crate) fn pages(&self) -> &dyn AuthPages {

@@ -44,6 +44,11 @@ pub(crate) enum Rejection {
     UnknownRole(String),
     ProviderUnavailable,
     NotConfigured,
+    /// The roles are due for a re-check: the browser goes through this silent authorization
+    /// request first and comes back.
+    Redirect(String),
+    /// The session was ended at a role re-check; the error says why.
+    SessionEnded(crate::error::AuthError),
 }
 
 /// The error body of every JSON answer: `{"error": "<code>", "detail": "<what to do>"}`.
@@ -204,6 +209,15 @@ pub(crate) async fn respond(req: &HttpRequest, auth: &Auth, rejection: Rejection
             tracing::error!("rolegate-auth used without Auth::configure");
             misconfigured(json)
         }
+        Rejection::Redirect(location) => HttpResponse::Found()
+            .insert_header((header::LOCATION, location))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish(),
+        // A page that says why, with a link to sign in: never a redirect back into sign-in.
+        Rejection::SessionEnded(error) if json => {
+            json_error(error.status(), error.reason(), &error.advice())
+        }
+        Rejection::SessionEnded(error) => auth.pages().auth_error(req, &error),
     }
 }
 

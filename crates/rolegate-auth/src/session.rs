@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::id_token::Claims;
 use crate::roles::{Role, RoleHierarchy};
+use crate::token_keys::TokenKeys;
 
 /// The session entry that holds the signed-in [`User`] as JSON: for session stores that index
 /// or list sessions by user.
@@ -17,7 +18,11 @@ pub const SESSION_USER_KEY: &str = "rg.user";
 pub const SESSION_SEEN_KEY: &str = "rg.seen";
 const USER_KEY: &str = SESSION_USER_KEY;
 const SEEN_KEY: &str = SESSION_SEEN_KEY;
-const ID_TOKEN_KEY: &str = "rg.idt";
+/// The sealed [`TokenSet`] (AES-256-GCM, see `token_keys.rs`).
+const TOKENS_KEY: &str = "rg.tok";
+/// The plain [`LiveState`]: when roles are next re-checked. Read on every request, so it holds
+/// timestamps only and needs no decryption.
+const LIVE_KEY: &str = "rg.live";
 const PENDING_KEY: &str = "rg.pending";
 
 /// Sign-ins one browser may have in flight at once (tabs); older ones are dropped.
@@ -140,6 +145,9 @@ pub(crate) struct PendingLogin {
     /// redeemed at that policy's token endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
+    /// The `prompt` sent (`none` for a silent role re-check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
 }
 
 /// Data kept for sign-out (`id_token_hint`, `logout_hint`).
@@ -149,6 +157,79 @@ pub(crate) struct LogoutHints {
     pub login_hint: Option<String>,
 }
 
+/// Everything secret the session keeps, stored sealed under the token key only.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub(crate) struct TokenSet {
+    /// The raw ID token, for `id_token_hint` at sign-out.
+    pub id_token: String,
+    #[serde(default)]
+    pub login_hint: Option<String>,
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    /// One access token per scope set asked for, newest first.
+    #[serde(default)]
+    pub access: Vec<AccessToken>,
+}
+
+impl std::fmt::Debug for TokenSet {
+    // Never the tokens.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSet")
+            .field("refresh_token", &self.refresh_token.is_some())
+            .field("access", &self.access.len())
+            .finish()
+    }
+}
+
+/// An access token and what it is good for.
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct AccessToken {
+    pub token: String,
+    /// The scopes asked for and the scopes granted, together: a request is served by the first
+    /// token that covers every scope it names.
+    pub scopes: Vec<String>,
+    pub expires_at: i64,
+}
+
+/// At most this many access tokens (scope sets) per session; the oldest is dropped.
+const MAX_ACCESS_TOKENS: usize = 8;
+
+impl TokenSet {
+    /// A token covering `scopes` that is valid for `skew_secs` more.
+    pub fn access_for(&self, scopes: &[String], now: i64, skew_secs: i64) -> Option<&AccessToken> {
+        self.access
+            .iter()
+            .find(|t| t.expires_at - skew_secs > now && scopes.iter().all(|s| t.scopes.contains(s)))
+    }
+
+    /// Keeps `token`, replacing one for the same scopes.
+    pub fn put_access(&mut self, token: AccessToken) {
+        self.access.retain(|t| t.scopes != token.scopes);
+        self.access.insert(0, token);
+        self.access.truncate(MAX_ACCESS_TOKENS);
+    }
+
+    pub fn hints(&self) -> LogoutHints {
+        LogoutHints {
+            id_token: self.id_token.clone(),
+            login_hint: self.login_hint.clone(),
+        }
+    }
+}
+
+/// When the session's roles are next re-checked, in plain timestamps (the hot path compares one).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct LiveState {
+    /// Unix time from which the next request re-checks the roles.
+    pub due_at: i64,
+    /// When a re-check first failed because the provider was unreachable (grace runs from it).
+    #[serde(default)]
+    pub failing_since: Option<i64>,
+    /// Whether a refresh token is kept; without one the re-check is a `prompt=none` request.
+    pub refreshable: bool,
+    /// A random id naming this session for the per-process single-flight lock.
+    pub lock_id: String,
+}
 /// Typed access to the session entries the auth module owns.
 pub(crate) struct AuthSession<'a>(pub &'a Session);
 
@@ -165,8 +246,46 @@ impl AuthSession<'_> {
         let _ = self.0.insert(SEEN_KEY, now);
     }
 
-    pub fn logout_hints(&self) -> Option<LogoutHints> {
-        self.0.get::<LogoutHints>(ID_TOKEN_KEY).ok().flatten()
+    pub fn logout_hints(&self, keys: &TokenKeys) -> Option<LogoutHints> {
+        self.tokens(keys).map(|t| t.hints())
+    }
+
+    /// The sealed tokens; a value no configured key opens (a dropped key, tampering) counts
+    /// as no tokens, logged with the key id only.
+    pub fn tokens(&self, keys: &TokenKeys) -> Option<TokenSet> {
+        let sealed = self.0.get::<String>(TOKENS_KEY).ok().flatten()?;
+        let plain = match keys.open(&sealed) {
+            Ok(plain) => plain,
+            Err(e) => {
+                tracing::warn!(reason = "tokens_unreadable", error = %e, "the session's tokens cannot be decrypted; treated as absent");
+                return None;
+            }
+        };
+        match serde_json::from_slice(&plain) {
+            Ok(set) => Some(set),
+            Err(_) => {
+                tracing::warn!(
+                    reason = "tokens_unreadable",
+                    "the session's tokens do not parse; treated as absent"
+                );
+                None
+            }
+        }
+    }
+
+    pub fn store_tokens(&self, keys: &TokenKeys, set: &TokenSet) -> Result<(), String> {
+        let plain = serde_json::to_vec(set).map_err(|e| e.to_string())?;
+        self.0
+            .insert(TOKENS_KEY, keys.seal(&plain))
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn live(&self) -> Option<LiveState> {
+        self.0.get::<LiveState>(LIVE_KEY).ok().flatten()
+    }
+
+    pub fn set_live(&self, live: &LiveState) {
+        let _ = self.0.insert(LIVE_KEY, live);
     }
 
     /// Stores a new pending sign-in, keeping at most [`MAX_PENDING`] (newest win).
@@ -211,15 +330,26 @@ impl AuthSession<'_> {
     /// (session fixation) is worthless afterwards. The session starts clean: other pending
     /// sign-ins and every entry set before sign-in (the host's CSRF token included) are dropped,
     /// so nothing an attacker planted or learned in the anonymous session carries over.
-    pub fn sign_in(&self, user: &User, hints: &LogoutHints, now: i64) -> Result<(), String> {
+    pub fn sign_in(
+        &self,
+        user: &User,
+        tokens: &TokenSet,
+        keys: &TokenKeys,
+        live: &LiveState,
+        now: i64,
+    ) -> Result<(), String> {
         self.0.clear();
         self.0.insert(USER_KEY, user).map_err(|e| e.to_string())?;
-        self.0
-            .insert(ID_TOKEN_KEY, hints)
-            .map_err(|e| e.to_string())?;
+        self.store_tokens(keys, tokens)?;
+        self.0.insert(LIVE_KEY, live).map_err(|e| e.to_string())?;
         self.0.insert(SEEN_KEY, now).map_err(|e| e.to_string())?;
         self.0.renew();
         Ok(())
+    }
+
+    /// Replaces the stored user (roles re-read at a re-check).
+    pub fn set_user(&self, user: &User) -> Result<(), String> {
+        self.0.insert(USER_KEY, user).map_err(|e| e.to_string())
     }
 
     /// Drops an empty pre-sign-in session so failed callbacks leave nothing behind.
@@ -257,6 +387,7 @@ mod tests {
             next: "/".into(),
             created_at: 100,
             policy: None,
+            prompt: None,
         }
     }
 
@@ -279,15 +410,33 @@ mod tests {
         }))
         .unwrap();
         let user = User::from_claims(&claims, vec![], 100);
-        let hints = LogoutHints {
-            id_token: "t".into(),
-            login_hint: None,
+        let keys = TokenKeys::ephemeral();
+        let tokens = TokenSet {
+            id_token: "id-token-text".into(),
+            refresh_token: Some("refresh-token-text".into()),
+            ..TokenSet::default()
         };
-        typed.sign_in(&user, &hints, 100).unwrap();
+        let live = LiveState {
+            due_at: 200,
+            failing_since: None,
+            refreshable: true,
+            lock_id: "l".into(),
+        };
+        typed.sign_in(&user, &tokens, &keys, &live, 100).unwrap();
 
-        let mut keys: Vec<String> = session.entries().keys().cloned().collect();
-        keys.sort();
-        assert_eq!(keys, [ID_TOKEN_KEY, SEEN_KEY, USER_KEY]);
+        let mut names: Vec<String> = session.entries().keys().cloned().collect();
+        names.sort();
+        assert_eq!(names, [LIVE_KEY, SEEN_KEY, TOKENS_KEY, USER_KEY]);
+        let raw = format!("{:?}", session.entries());
+        assert!(!raw.contains("refresh-token-text") && !raw.contains("id-token-text"));
+        assert_eq!(
+            typed.tokens(&keys).unwrap().refresh_token.as_deref(),
+            Some("refresh-token-text")
+        );
+        assert!(
+            typed.tokens(&TokenKeys::ephemeral()).is_none(),
+            "another key reads nothing"
+        );
         assert!(
             typed.take_pending("tab-1").is_none(),
             "other sign-ins dropped"
