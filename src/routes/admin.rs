@@ -92,7 +92,6 @@ async fn admin(
     pool: web::Data<Pool>,
     sessions: web::Data<Sessions>,
     templates: web::Data<Arc<Templates>>,
-    chart: web::Data<ChartCache>,
 ) -> Result<HttpResponse, AppError> {
     let q = query.into_inner();
     if !q.event.is_empty() && !EVENTS.contains(&q.event.as_str()) {
@@ -139,7 +138,10 @@ async fn admin(
             detail: e.detail,
         })
         .collect();
-    let chart = chart.get(&pool, now()).await?;
+    let chart = match req.app_data::<web::Data<ChartCache>>() {
+        Some(cache) => cache.get(&pool, now()).await?,
+        None => ChartCache::default().get(&pool, now()).await?,
+    };
 
     let mut ctx = base_context(&req);
     ctx.insert(

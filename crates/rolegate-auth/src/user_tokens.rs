@@ -141,10 +141,13 @@ struct Slot {
     latest: Option<Refreshed>,
 }
 
+/// One session's refresh lock and when it was last used.
+type Held = (Arc<tokio::sync::Mutex<Slot>>, Instant);
+
 /// The per-process single-flight locks, one per session lock id.
 #[derive(Default)]
 pub(crate) struct Flights {
-    map: Mutex<HashMap<String, (Arc<tokio::sync::Mutex<Slot>>, Instant)>>,
+    map: Mutex<HashMap<String, Held>>,
 }
 
 impl Flights {
