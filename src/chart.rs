@@ -229,9 +229,8 @@ impl ChartCache {
         now: i64,
     ) -> Result<Arc<Rendered>, sqlx::Error> {
         let writes = crate::db::audit::writes();
-        let fresh = |r: &Rendered| {
-            r.writes == writes && r.hour == now / 3600 && r.at.elapsed() < CACHE_FOR
-        };
+        let fresh =
+            |r: &Rendered| r.writes == writes && r.hour == now / 3600 && r.at.elapsed() < CACHE_FOR;
         if let Ok(slot) = self.0.lock()
             && let Some(r) = slot.as_ref()
             && fresh(r)
