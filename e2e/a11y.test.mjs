@@ -270,8 +270,8 @@ test('keyboard only: sign out with Tab and Enter, the signed-out page', async ()
   await withContexts(async (open) => {
     const { page } = await open('bob');
     assert.equal(path(page), '/');
-    await tabTo(page, 'a#sign-out');
-    await assertFocusVisible(page, 'a#sign-out');
+    await tabTo(page, '#sign-out');
+    await assertFocusVisible(page, '#sign-out');
     await page.keyboard.press('Enter');
     await page.waitForURL((u) => u.href.startsWith(`${stack.appUrl}/login`), { timeout: 15000 });
     assert.equal(await page.locator('#signed-out').count(), 1, 'the signed-out message');

@@ -84,7 +84,11 @@ for (const [login, level, roles] of [
       assert.equal((await page.locator('#access-level').textContent()).trim(), level);
       const shown = (await page.locator('#roles li').allTextContents()).map((s) => s.trim());
       assert.deepEqual(shown, roles);
-      assert.equal(await page.locator('a#sign-out').getAttribute('href'), '/logout');
+      // Sign out is a POST form carrying the session's CSRF token, not a link.
+      const form = page.locator('form:has(#sign-out)');
+      assert.equal(await form.getAttribute('action'), '/logout');
+      assert.equal(await form.getAttribute('method'), 'post');
+      assert.ok((await form.locator('input[name="csrf_token"]').getAttribute('value')).length >= 20, 'csrf_token in the form');
 
       const cookie = await sessionCookie(context);
       assert.ok(cookie, 'rolegate_session cookie set');
@@ -240,6 +244,25 @@ test('cancelling at the IdP (error=access_denied) shows an error page, no sessio
   });
 });
 
+test('a GET /logout (a link from another site) shows "Sign out?" and signs nobody out', async () => {
+  await withContext(async (context) => {
+    const page = await context.newPage();
+    await signIn(stack, page, 'bob', { shotPrefix: 'logout-get' });
+    const res = await page.goto(`${stack.appUrl}/logout`);
+    await shot(page, 'logout-get-confirm');
+    assert.equal(res.status(), 200);
+    assert.match(await page.locator('h1').textContent(), /Sign out\?/);
+    const home = await page.goto(`${stack.appUrl}/`);
+    assert.equal(home.status(), 200, 'still signed in');
+    assert.equal(path(page), '/');
+    // The page's own button signs out.
+    await page.goto(`${stack.appUrl}/logout`);
+    await page.locator('#confirm-sign-out').click();
+    await page.waitForURL((u) => u.href.startsWith(`${stack.appUrl}/login`), { timeout: 15000 });
+    assert.equal(await page.locator('#signed-out').count(), 1);
+  });
+});
+
 test('logout ends the session via the IdP end_session endpoint', async () => {
   await withContext(async (context) => {
     const page = await context.newPage();
@@ -250,7 +273,7 @@ test('logout ends the session via the IdP end_session endpoint', async () => {
     page.on('request', (r) => {
       if (r.url().startsWith(`${stack.idpUrl}/session/end`)) idpHits.push(r.url());
     });
-    await page.locator('a#sign-out').click();
+    await page.locator('#sign-out').click();
     await page.waitForURL((u) => u.href.startsWith(`${stack.appUrl}/login`), { timeout: 15000 });
     await shot(page, 'logout-05-signed-out');
     assert.ok(idpHits.length >= 1, 'browser went through the IdP end_session endpoint');

@@ -106,7 +106,7 @@ test('glewlwyd: sign-out goes through the end-session page and returns to rolega
     await expectSignedIn(page, 'bob');
 
     const endSession = page.waitForRequest((r) => r.url().startsWith(`${stack.idpUrl}/end_session`));
-    await page.locator('a#sign-out').click();
+    await page.locator('#sign-out').click();
     const sent = new URL((await endSession).url()).searchParams;
     assert.ok(sent.get('id_token_hint'), 'id_token_hint sent');
     assert.equal(sent.get('post_logout_redirect_uri'), `${stack.appUrl}/login`);

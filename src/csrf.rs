@@ -9,29 +9,15 @@ use rolegate_auth::User;
 
 use crate::telemetry::Escaped;
 
-const KEY: &str = "app.csrf";
-
-/// The session's token, created on first use.
+/// The session's token, created on first use: the auth crate's, so the navbar's Sign out
+/// form (`POST /logout`) and the app's own forms carry the same one.
 pub fn token(session: &Session) -> String {
-    if let Ok(Some(token)) = session.get::<String>(KEY) {
-        return token;
-    }
-    let token = oauth2::CsrfToken::new_random_len(32).into_secret();
-    let _ = session.insert(KEY, &token);
-    token
+    rolegate_auth::csrf::token(session)
 }
 
 /// Whether `presented` is the session's token (constant-time comparison).
 pub fn verify(session: &Session, presented: Option<&str>) -> bool {
-    let (Ok(Some(expected)), Some(presented)) = (session.get::<String>(KEY), presented) else {
-        return false;
-    };
-    expected.len() == presented.len()
-        && expected
-            .bytes()
-            .zip(presented.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    rolegate_auth::csrf::verify(session, presented)
 }
 
 /// A form that carries nothing but the token (delete and revoke buttons).

@@ -190,17 +190,36 @@ fn user_id(req: &actix_web::HttpRequest) -> String {
         .unwrap_or_default()
 }
 
-/// Content-Security-Policy: no inline script or style, no framing, forms post only here.
-pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+/// Content-Security-Policy: no inline script or style, no framing, forms post only here, and
+/// to the identity provider's origin (`sign_out_origin`): sign-out is a POST form whose answer
+/// redirects to the provider's end-session endpoint, and `form-action` covers that redirect.
+pub fn csp(sign_out_origin: Option<&str>) -> String {
+    let form_action = match sign_out_origin {
+        Some(origin) => format!("'self' {origin}"),
+        None => "'self'".to_owned(),
+    };
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         object-src 'none'; base-uri 'none'; form-action {form_action}; frame-ancestors 'none'"
+    )
+}
+
+/// The origin (`scheme://host[:port]`) of `url`, for a CSP source; `None` for an opaque origin.
+pub fn origin_of(url: &url::Url) -> Option<String> {
+    let origin = url.origin();
+    origin.is_tuple().then(|| origin.ascii_serialization())
+}
 
 /// The security headers, in the order they are added.
-fn security_header_list(https: bool) -> Vec<(HeaderName, HeaderValue)> {
+fn security_header_list(
+    https: bool,
+    sign_out_origin: Option<&str>,
+) -> Vec<(HeaderName, HeaderValue)> {
+    let csp = HeaderValue::from_str(&csp(sign_out_origin)).unwrap_or_else(|_| {
+        HeaderValue::from_static("default-src 'self'; form-action 'self'; frame-ancestors 'none'")
+    });
     let mut headers = vec![
-        (
-            HeaderName::from_static("content-security-policy"),
-            HeaderValue::from_static(CSP),
-        ),
+        (HeaderName::from_static("content-security-policy"), csp),
         (
             HeaderName::from_static("x-content-type-options"),
             HeaderValue::from_static("nosniff"),
@@ -245,9 +264,9 @@ fn add_missing(target: &mut HeaderMap, headers: &[(HeaderName, HeaderValue)]) {
 /// became a page without them. An `Err` carries no request, so it cannot be turned into a
 /// `ServiceResponse` here; instead it is wrapped in [`WithHeaders`], whose response is the
 /// original error's response plus these headers, which is what the server sends.
-pub fn security_headers(https: bool) -> SecurityHeaders {
+pub fn security_headers(https: bool, sign_out_origin: Option<&str>) -> SecurityHeaders {
     SecurityHeaders {
-        headers: Rc::new(security_header_list(https)),
+        headers: Rc::new(security_header_list(https, sign_out_origin)),
     }
 }
 

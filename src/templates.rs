@@ -4,7 +4,9 @@ use std::sync::{Arc, OnceLock};
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse};
-use rolegate_auth::{Admin, Auth, AuthError, AuthPages, LoginPage, User, resolved_user};
+use rolegate_auth::{
+    Admin, Auth, AuthError, AuthPages, LoginPage, SignOutPage, User, resolved_user,
+};
 use tera::{Context, Tera};
 
 /// The compiled templates.
@@ -60,6 +62,11 @@ pub fn base_context(req: &HttpRequest) -> Context {
     ctx.insert("login_path", login);
     ctx.insert("logout_path", logout);
     if let Some(user) = resolved_user(req) {
+        // The navbar's Sign out button is a form: POST /logout with this session's token.
+        if !user.bearer {
+            use actix_session::SessionExt;
+            ctx.insert("csrf_token", &crate::csrf::token(&req.get_session()));
+        }
         ctx.insert("user", &*user);
         ctx.insert("access_level", access_label(&user));
         ctx.insert("is_admin", &user.is::<Admin>());
@@ -84,6 +91,14 @@ impl AuthPages for TeraPages {
         ctx.insert("signed_out", &page.signed_out);
         ctx.insert("next", &page.next);
         self.0.page(StatusCode::OK, "login.html", &ctx)
+    }
+
+    fn sign_out(&self, req: &HttpRequest, page: &SignOutPage) -> HttpResponse {
+        let mut ctx = base_context(req);
+        ctx.insert("action", &page.action);
+        ctx.insert("csrf_token", &page.csrf_token);
+        ctx.insert("signed_in", &page.signed_in);
+        self.0.page(StatusCode::OK, "sign_out.html", &ctx)
     }
 
     fn auth_error(&self, req: &HttpRequest, error: &AuthError) -> HttpResponse {

@@ -22,7 +22,7 @@ pub fn server(
     let templates = web::Data::new(templates);
     let server = HttpServer::new(move || {
         App::new()
-            .wrap(security_headers(false))
+            .wrap(security_headers(false, None))
             .wrap(from_fn(log_requests))
             .app_data(problems.clone())
             .app_data(templates.clone())

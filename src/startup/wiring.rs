@@ -191,6 +191,8 @@ pub async fn server(
         tokio::spawn(async move { auth.warm_up().await });
     }
 
+    // The sign-out form's answer redirects to the provider: CSP form-action must allow its origin.
+    let sign_out_origin = crate::telemetry::origin_of(auth.config().authority());
     let secure = cookie_is_secure(&settings.server.public_url);
     let cookie_name = if secure {
         "__Host-rolegate"
@@ -243,7 +245,7 @@ pub async fn server(
         // rate limit is the outermost layer of the scope: a refused request loads no session.
         App::new()
             .wrap(from_fn(crate::metrics::record_requests))
-            .wrap(security_headers(https))
+            .wrap(security_headers(https, sign_out_origin.as_deref()))
             .wrap(from_fn(log_requests))
             .app_data(auth.clone())
             .app_data(proxies.clone())

@@ -114,7 +114,7 @@ async fn every_event_is_audited_with_user_ip_and_request_id() {
         .unwrap();
     alice.post_csrf(&format!("/notes/{note_id}/delete")).await; // note_deleted
     alice.post_csrf("/admin/users/sub-bob-0001/revoke").await; // session_revoked
-    alice.get("/logout").await; // sign_out
+    alice.sign_out().await; // sign_out
 
     let rows: Vec<AuditRow> = sqlx::query_as(
         "SELECT event, user_id, user_name, client_ip, request_id, detail FROM audit_log ORDER BY id",

@@ -128,11 +128,7 @@ async fn default_deny_closes_every_path_no_rule_names_but_not_sign_in() {
     assert_eq!(app.get("/").await.status(), 200);
     assert_eq!(app.get("/api/me").await.status(), 200);
     assert_eq!(app.get("/notes").await.status(), 403, "even for an admin");
-    assert_eq!(
-        app.get("/logout").await.status(),
-        302,
-        "sign-out stays open"
-    );
+    assert_eq!(app.sign_out().await.status(), 302, "sign-out stays open");
 }
 
 #[test]
@@ -369,7 +365,7 @@ async fn the_minimal_example_runs_in_a_bare_app() {
         bob.get("/write").await.text().await.unwrap(),
         "Bob Test may write"
     );
-    assert_eq!(bob.get("/logout").await.status(), 302);
+    assert_eq!(bob.sign_out().await.status(), 302);
     assert_eq!(bob.get("/").await.status(), 302, "signed out");
 }
 
@@ -397,8 +393,8 @@ async fn auth_routes_follow_the_base_path() {
         .await;
     assert_eq!(callback.status(), 302);
     let home = app.get("/").await.text().await.unwrap();
-    assert!(home.contains("href=\"/auth/logout\""), "{home}");
-    let logout = app.get("/auth/logout").await;
+    assert!(home.contains("action=\"/auth/logout\""), "{home}");
+    let logout = app.sign_out_at("/auth/logout").await;
     assert_eq!(logout.status(), 302);
     assert!(!app.is_signed_in().await);
 }

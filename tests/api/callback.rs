@@ -70,7 +70,7 @@ async fn a_state_works_once() {
     let claims = app.idp.claims("alice", &started.nonce);
     let first = app.finish_with_token(&started, app.idp.sign(&claims)).await;
     assert_eq!(first.status(), 302);
-    app.get("/logout").await;
+    app.sign_out().await;
     let replay = app
         .callback(&format!("code=test-code&state={}", started.state))
         .await;

@@ -187,7 +187,9 @@ async fn refused_callbacks_and_anonymous_sign_outs_write_at_most_ten_rows_per_ip
             .send()
             .await
             .unwrap();
-        assert!([400, 302].contains(&response.status().as_u16()), "{path}");
+        // GET /logout only shows the "Sign out?" page (200) since sign-out is a POST with the
+        // session's CSRF token; the refused callbacks alone exceed the per-IP allowance.
+        assert!([400, 200].contains(&response.status().as_u16()), "{path}");
     }
     let elapsed = began.elapsed().as_secs() as i64;
     let written: i64 = sqlx::query_scalar(

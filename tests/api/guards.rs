@@ -86,6 +86,13 @@ async fn every_page_carries_security_headers() {
         let csp = h["content-security-policy"].to_str().unwrap();
         assert!(csp.contains("frame-ancestors 'none'"), "{path}");
         assert!(!csp.contains("unsafe-inline"), "{path}");
+        // Forms post here; the sign-out form's redirect may go to the provider only.
+        let origin = app.idp.issuer.trim_end_matches('/');
+        let origin = &origin[..origin[8..].find('/').map_or(origin.len(), |i| i + 8)];
+        assert!(
+            csp.contains(&format!("form-action 'self' {origin};")),
+            "{path}: {csp}"
+        );
         assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
         assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
         assert!(h.contains_key("x-request-id"), "{path}");

@@ -214,7 +214,7 @@ async fn the_request_log_escapes_errors_and_a_middleware_error_keeps_the_headers
     let _guard = captured.install();
     let app = actix_test::init_service(
         App::new()
-            .wrap(security_headers(true))
+            .wrap(security_headers(true, None))
             .wrap(from_fn(log_requests))
             .service(
                 web::scope("/failing")

@@ -261,6 +261,28 @@ impl TestApp {
             .to_owned()
     }
 
+    /// Signs out as the "Sign out?" page does: GET `path` for its form's token, then POST it.
+    pub async fn sign_out_at(&self, path: &str) -> reqwest::Response {
+        let page = self.get(path).await.text().await.unwrap();
+        let token = page
+            .split("name=\"csrf_token\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("a csrf_token field on the sign-out page")
+            .to_owned();
+        self.client
+            .post(self.url(path))
+            .form(&[("csrf_token", token.as_str())])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// [`TestApp::sign_out_at`] `/logout`.
+    pub async fn sign_out(&self) -> reqwest::Response {
+        self.sign_out_at("/logout").await
+    }
+
     /// POSTs a form that carries only this session's CSRF token (delete and revoke buttons).
     pub async fn post_csrf(&self, path: &str) -> reqwest::Response {
         let token = self.csrf().await;

@@ -156,7 +156,7 @@ async fn sessions_list_and_revoke_on_redis() {
 async fn tail(app: TestApp) {
     let sub = unique_sub("alice"); // its audit rows carry the stable id, not the sub
     sign_in_with_sub(&app, "alice", &sub).await;
-    assert_eq!(app.get("/logout").await.status(), 302);
+    assert_eq!(app.sign_out().await.status(), 302);
     let pool = app.pool().await;
     // An old row that --since must leave out.
     sqlx::query("UPDATE audit_log SET at = at - 7200 WHERE event = 'sign_out'")
@@ -267,7 +267,7 @@ async fn audit_tail_follow_prints_new_rows_and_stops_on_ctrl_c() {
     assert_eq!(second["event"], "sign_in");
     assert_eq!(second["user_name"], "Bob Test", "{second}");
     // A sign-out is another event, filtered out.
-    assert_eq!(bob.get("/logout").await.status(), 302);
+    assert_eq!(bob.sign_out().await.status(), 302);
 
     let pid = child.id().to_string();
     let sent = Command::new("kill").args(["-INT", &pid]).status().unwrap();

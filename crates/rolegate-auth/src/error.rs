@@ -227,6 +227,10 @@ pub enum AuthError {
     /// A silent re-check (`prompt=none`) was answered with this error (`login_required`, ...).
     #[error("the identity provider wants the user to sign in again: {0}")]
     SignInRequired(String),
+    /// `POST /logout` without the session's CSRF token: a form on another site cannot sign
+    /// the user out.
+    #[error("the sign-out request did not carry this session's csrf_token")]
+    SignOutUnconfirmed,
 }
 
 impl AuthError {
@@ -260,6 +264,7 @@ impl AuthError {
             AuthError::SessionRevoked(_)
             | AuthError::RoleCheckUnavailable
             | AuthError::SignInRequired(_) => StatusCode::UNAUTHORIZED,
+            AuthError::SignOutUnconfirmed => StatusCode::FORBIDDEN,
         }
     }
 
@@ -298,6 +303,7 @@ impl AuthError {
             AuthError::SessionRevoked(_) => "session_revoked",
             AuthError::RoleCheckUnavailable => "role_check_unavailable",
             AuthError::SignInRequired(_) => "sign_in_required",
+            AuthError::SignOutUnconfirmed => "sign_out_unconfirmed",
         }
     }
 
@@ -340,6 +346,7 @@ impl AuthError {
             AuthError::SessionRevoked(_)
             | AuthError::RoleCheckUnavailable
             | AuthError::SignInRequired(_) => "Your session has ended",
+            AuthError::SignOutUnconfirmed => "You are still signed in",
         }
     }
 
@@ -416,6 +423,10 @@ impl AuthError {
             AuthError::RoleCheckUnavailable => {
                 "This application re-checks your roles with the identity provider regularly, and \
                  could not reach it for longer than allowed (auth.roles_grace_minutes). Sign in again."
+            }
+            AuthError::SignOutUnconfirmed => {
+                "The sign-out request did not come from this application's own Sign out button, \
+                 so nothing was changed. To sign out, use the Sign out button."
             }
             AuthError::SignInRequired(_) => {
                 "This application re-checked your sign-in with the identity provider, which asks \

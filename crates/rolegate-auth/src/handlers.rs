@@ -3,7 +3,7 @@
 use actix_session::Session;
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::Auth;
 use crate::error::AuthError;
@@ -11,7 +11,7 @@ use crate::flow::{self, CallbackParams};
 use crate::id_token::{Claims, now};
 use crate::live_roles;
 use crate::log_safe::Escaped;
-use crate::pages::LoginPage;
+use crate::pages::{LoginPage, SignOutPage};
 use crate::redirect::safe_next;
 use crate::roles::RoleReadError;
 use crate::session::{AccessToken, AuthSession, TokenSet, User};
@@ -277,11 +277,54 @@ pub(crate) async fn profile_edit(req: HttpRequest, session: Session) -> HttpResp
         .finish()
 }
 
-/// `GET /logout`: ends the server-side session, then signs out at the provider.
-pub(crate) async fn logout(req: HttpRequest, session: Session) -> HttpResponse {
+/// `GET /logout`: a "Sign out?" page whose form POSTs the session's CSRF token. A GET never
+/// signs out, so a link or image on another site cannot end the user's session.
+pub(crate) async fn logout_page(req: HttpRequest, session: Session) -> HttpResponse {
     let Some(auth) = req.app_data::<Auth>() else {
         return HttpResponse::InternalServerError().finish();
     };
+    let signed_in = AuthSession(&session).user().is_some();
+    // Anonymous visitors get the form too: a user refused at sign-in (no role) is still
+    // signed in at the provider and may want to switch accounts there.
+    let page = SignOutPage {
+        action: auth.config().logout_path().to_owned(),
+        csrf_token: crate::csrf::token(&session),
+        signed_in,
+    };
+    auth.pages().sign_out(&req, &page)
+}
+
+/// The sign-out form: only the CSRF token.
+#[derive(serde::Deserialize)]
+pub(crate) struct SignOutForm {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+/// `POST /logout` with `csrf_token`: ends the server-side session, then signs out at the
+/// provider. Without the session's token nothing changes (403 page).
+pub(crate) async fn logout(
+    req: HttpRequest,
+    session: Session,
+    form: Option<web::Form<SignOutForm>>,
+) -> HttpResponse {
+    let Some(auth) = req.app_data::<Auth>() else {
+        return HttpResponse::InternalServerError().finish();
+    };
+    let presented = form.as_ref().map(|f| f.csrf_token.as_str());
+    if !crate::csrf::verify(&session, presented) {
+        let err = AuthError::SignOutUnconfirmed;
+        tracing::warn!(
+            reason = err.reason(),
+            token = if presented.is_some_and(|t| !t.is_empty()) {
+                "wrong"
+            } else {
+                "missing"
+            },
+            "sign-out refused"
+        );
+        return auth.pages().auth_error(&req, &err);
+    }
     let typed = AuthSession(&session);
     let user = typed.user();
     let hints = typed.logout_hints(&auth.config().token_keys);

@@ -12,7 +12,8 @@
 //! 2. Wrap the app in an [`actix_session::SessionMiddleware`] over a server-side store
 //!    ([`MemoryStore`] for one process; a database or Redis store for several).
 //! 3. Call [`Auth::configure`]: it registers `{base_path}/login`, the callback
-//!    (`{base_path}/getAToken`) and `{base_path}/logout`.
+//!    (`{base_path}/getAToken`) and `{base_path}/logout` (`GET`: a "Sign out?" page; `POST` with
+//!    the session's [`csrf::token`] as form field `csrf_token`: signs out).
 //! 4. Protect routes in any of three ways, which compose (all that apply must allow):
 //!    an extractor on a handler ([`CurrentUser`], [`MaybeUser`], [`RequireRole<Write>`]);
 //!    [`RequireRoleLayer`] on a scope; or route rules in the configuration, enforced by
@@ -65,6 +66,7 @@ mod caller;
 mod client_auth;
 mod client_credential;
 mod config;
+pub mod csrf;
 mod error;
 mod events;
 mod extract;
@@ -115,7 +117,7 @@ pub use log_safe::Escaped;
 pub use memory_store::MemoryStore;
 pub use metadata::{ProviderStatus, is_loopback_host, is_secure_or_loopback};
 pub use middleware::{RequireRoleLayer, RouteRules};
-pub use pages::{AuthPages, DefaultPages, LoginPage};
+pub use pages::{AuthPages, DefaultPages, LoginPage, SignOutPage};
 pub use provider_check::{ProviderReport, check_provider};
 pub use reject::{ErrorBody, json_error, wants_json};
 pub use roles::{Admin, Read, Role, RoleClaim, RoleHierarchy, RoleSource, Write};
@@ -174,7 +176,8 @@ impl Auth {
         cfg.app_data(self.clone())
             .route(config.login_path(), web::get().to(handlers::login))
             .route(config.redirect_path(), web::get().to(handlers::callback))
-            .route(config.logout_path(), web::get().to(handlers::logout));
+            .route(config.logout_path(), web::get().to(handlers::logout_page))
+            .route(config.logout_path(), web::post().to(handlers::logout));
         if config.b2c.edit_profile.is_some() {
             cfg.route(
                 &config.profile_edit_path(),

@@ -16,6 +16,17 @@ pub struct LoginPage {
     pub next: String,
 }
 
+/// What the "Sign out?" page (`GET {base_path}/logout`) shows: a form that POSTs to `action`
+/// with `csrf_token`, so only this page (or the host's own Sign out button) can sign out.
+pub struct SignOutPage {
+    /// The form's target (`{base_path}/logout`).
+    pub action: String,
+    /// The session's CSRF token ([`crate::csrf::token`]), for the hidden `csrf_token` field.
+    pub csrf_token: String,
+    /// Whether anyone is signed in in this browser.
+    pub signed_in: bool,
+}
+
 /// Pages the module shows. Implement it to use your own templates (rolegate uses Tera), or
 /// use [`DefaultPages`].
 pub trait AuthPages: Send + Sync + 'static {
@@ -28,6 +39,10 @@ pub trait AuthPages: Send + Sync + 'static {
     /// 403 for a path a route rule denies to everyone.
     fn denied(&self, req: &HttpRequest) -> HttpResponse {
         DefaultPages.denied(req)
+    }
+    /// The "Sign out?" page: a form posting `csrf_token` to `page.action`.
+    fn sign_out(&self, req: &HttpRequest, page: &SignOutPage) -> HttpResponse {
+        DefaultPages.sign_out(req, page)
     }
 }
 
@@ -77,6 +92,20 @@ impl AuthPages for DefaultPages {
             "This page is closed",
             "<p>Nobody may open this address.</p>",
         )
+    }
+
+    fn sign_out(&self, _req: &HttpRequest, page: &SignOutPage) -> HttpResponse {
+        let question = if page.signed_in {
+            "Sign out of this application and of your organisation's account?"
+        } else {
+            r#"You are not signed in here. Sign out of your organisation's account at the identity provider?"#
+        };
+        let body = format!(
+            r#"<p>{question}</p><form method="post" action="{}"><input type="hidden" name="csrf_token" value="{}"><button id="confirm-sign-out" type="submit">Sign out</button></form>"#,
+            escape(&page.action),
+            escape(&page.csrf_token)
+        );
+        html(StatusCode::OK, "Sign out?", &body)
     }
 }
 
