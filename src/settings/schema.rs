@@ -163,6 +163,13 @@ pub(super) fn read(r: &mut Reader<'_>, env: AppEnv) -> Settings {
     let token_key_file = Some(r.string("session.token_key_file", ""))
         .filter(|f| !f.is_empty())
         .map(PathBuf::from);
+    if token_key.is_some() && token_key_file.is_some() {
+        // Two sources of one key: whichever won, a rotation made in the other would be ignored.
+        r.problem(
+            "session.token_key_file",
+            "is set together with session.token_key; set only one of them",
+        );
+    }
     let token_keys_previous = r
         .list("session.token_keys_previous", &[])
         .into_iter()

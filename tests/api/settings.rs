@@ -223,6 +223,23 @@ fn problem_for<'a>(problems: &'a [settings::Problem], key: &str) -> Option<&'a s
 }
 
 #[test]
+fn a_token_key_and_a_token_key_file_together_are_a_problem() {
+    let key = format!("{}=", "A".repeat(43));
+    let both = problems_for(
+        "Production",
+        &[
+            ("APP__SESSION__TOKEN_KEY", &key),
+            ("APP__SESSION__TOKEN_KEY_FILE", "/run/secrets/token-key"),
+        ],
+    );
+    let message = problem_for(&both, "session.token_key_file").expect("refused");
+    assert!(message.contains("session.token_key"), "{message}");
+    assert!(!message.contains(&key), "no key in {message}");
+    let one = problems_for("Production", &[("APP__SESSION__TOKEN_KEY", &key)]);
+    assert_eq!(problem_for(&one, "session.token_key_file"), None);
+}
+
+#[test]
 fn plaintext_database_off_loopback_is_refused_outside_development() {
     let remote = "postgres://app:hunter2@db.example.com:5432/app";
     let refused = [
