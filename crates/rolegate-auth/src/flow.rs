@@ -299,6 +299,43 @@ pub(crate) fn check_iss_param(provider: &Provider, iss: Option<&str>) -> Result<
     }
 }
 
+/// The provider's HTTP client, keeping the status of the last answer: oauth2 drops the status
+/// of an error answer, and it decides whose fault a refusal is.
+struct StatusRecording<'a> {
+    http: &'a reqwest::Client,
+    status: AtomicU16,
+}
+
+impl<'a> StatusRecording<'a> {
+    fn new(http: &'a reqwest::Client) -> Self {
+        StatusRecording {
+            http,
+            status: AtomicU16::new(0),
+        }
+    }
+
+    /// The last answer's HTTP status; 0 before any answer.
+    fn status(&self) -> u16 {
+        self.status.load(Ordering::Relaxed)
+    }
+}
+
+impl<'c> AsyncHttpClient<'c> for StatusRecording<'_> {
+    type Error = HttpClientError<reqwest::Error>;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<oauth2::HttpResponse, Self::Error>> + 'c>,
+    >;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let response = self.http.call(request).await?;
+            self.status
+                .store(response.status().as_u16(), Ordering::Relaxed);
+            Ok(response)
+        })
+    }
+}
+
 /// Redeems the code (with the PKCE verifier and the client secret or a certificate assertion)
 /// and validates the ID token.
 /// Returns the raw ID token too, for `id_token_hint` at sign-out.
@@ -309,16 +346,7 @@ pub(crate) async fn redeem(
     pending: &PendingLogin,
     code: String,
 ) -> Result<(Claims, Granted), AuthError> {
-    // oauth2 drops the HTTP status of an error answer; it decides whose fault a refusal is.
-    let status = AtomicU16::new(0);
-    let recording = |request: oauth2::HttpRequest| {
-        let status = &status;
-        async move {
-            let response = http.call(request).await?;
-            status.store(response.status().as_u16(), Ordering::Relaxed);
-            Ok::<_, HttpClientError<reqwest::Error>>(response)
-        }
-    };
+    let recording = StatusRecording::new(http);
     let started = std::time::Instant::now();
     let client = client(config, provider, pending.policy.as_deref());
     let token_endpoint = client.token_uri().url().clone();
@@ -335,11 +363,7 @@ pub(crate) async fn redeem(
         response.is_ok(),
     );
     let response = response.map_err(|e| {
-        client_auth_refusal(
-            map_token_error(e, status.load(Ordering::Relaxed)),
-            config,
-            provider,
-        )
+        client_auth_refusal(map_token_error(e, recording.status()), config, provider)
     })?;
     let granted = Granted::from_response(
         &response,
@@ -421,15 +445,7 @@ pub(crate) async fn refresh(
     refresh_token: &str,
     scopes: &[String],
 ) -> Result<Granted, RefreshFailure> {
-    let status = AtomicU16::new(0);
-    let recording = |request: oauth2::HttpRequest| {
-        let status = &status;
-        async move {
-            let response = http.call(request).await?;
-            status.store(response.status().as_u16(), Ordering::Relaxed);
-            Ok::<_, HttpClientError<reqwest::Error>>(response)
-        }
-    };
+    let recording = StatusRecording::new(http);
     let started = std::time::Instant::now();
     let client = client(config, provider, None);
     let token_endpoint = client.token_uri().url().clone();
@@ -451,7 +467,7 @@ pub(crate) async fn refresh(
     let now = unix_secs(std::time::SystemTime::now());
     response
         .map(|r| Granted::from_response(&r, scopes, now))
-        .map_err(|e| refresh_failure(e, status.load(Ordering::Relaxed)))
+        .map_err(|e| refresh_failure(e, recording.status()))
 }
 
 /// Sorts a failed refresh; the provider's description is read for Entra's consent code only
