@@ -270,12 +270,7 @@ impl TestApp {
             .and_then(|rest| rest.split('"').next())
             .expect("a csrf_token field on the sign-out page")
             .to_owned();
-        self.client
-            .post(self.url(path))
-            .form(&[("csrf_token", token.as_str())])
-            .send()
-            .await
-            .unwrap()
+        self.post_token(path, &token).await
     }
 
     /// [`TestApp::sign_out_at`] `/logout`.
@@ -286,9 +281,14 @@ impl TestApp {
     /// POSTs a form that carries only this session's CSRF token (delete and revoke buttons).
     pub async fn post_csrf(&self, path: &str) -> reqwest::Response {
         let token = self.csrf().await;
+        self.post_token(path, &token).await
+    }
+
+    /// POSTs a form holding only `csrf_token` = `token`.
+    async fn post_token(&self, path: &str, token: &str) -> reqwest::Response {
         self.client
             .post(self.url(path))
-            .form(&[("csrf_token", token.as_str())])
+            .form(&[("csrf_token", token)])
             .send()
             .await
             .unwrap()
