@@ -189,10 +189,21 @@ impl AuthConfig {
     /// The route that starts the B2C edit-profile policy (`{base_path}/profile/edit`); mounted
     /// only when that policy is configured.
     pub fn profile_edit_path(&self) -> String {
-        format!(
-            "{}/profile/edit",
-            self.login_path.trim_end_matches("/login")
-        )
+        format!("{}/profile/edit", self.base())
+    }
+
+    /// `{base_path}/backchannel-logout`: where a provider POSTs logout tokens.
+    pub fn backchannel_logout_path(&self) -> String {
+        format!("{}/backchannel-logout", self.base())
+    }
+
+    /// `{base_path}/frontchannel-logout`: the front-channel logout URL to register in Entra.
+    pub fn frontchannel_logout_path(&self) -> String {
+        format!("{}/frontchannel-logout", self.base())
+    }
+
+    fn base(&self) -> &str {
+        self.login_path.trim_end_matches("/login")
     }
 
     /// `auth.issuer`, when set: the exact issuer discovery and tokens must name.

@@ -60,6 +60,18 @@ pub trait AuthEvents: Send + Sync + 'static {
     fn signed_out(&self, _req: &HttpRequest, _user: Option<&User>) -> EventFuture {
         no_event()
     }
+    /// The identity provider signed the user out (`channel`: `back-channel` or
+    /// `front-channel`) and `ended` sessions went; `sub` and `sid` are what it named.
+    fn provider_signed_out(
+        &self,
+        _req: &HttpRequest,
+        _channel: &'static str,
+        _sub: Option<&str>,
+        _sid: Option<&str>,
+        _ended: u64,
+    ) -> EventFuture {
+        no_event()
+    }
     /// The module called the identity provider; `ok` is false for a transport error or a
     /// non-success answer. Synchronous and cheap: it is meant for metrics, not audit rows.
     fn idp_call(&self, _endpoint: IdpEndpoint, _elapsed: Duration, _ok: bool) {}

@@ -247,6 +247,19 @@ pub(crate) async fn verify_signature(
     http: &reqwest::Client,
     expect: &Expectations<'_>,
 ) -> Result<Claims, TokenError> {
+    verify_signature_requiring(token, provider, http, expect, &["exp", "iss", "aud", "sub"]).await
+}
+
+/// [`verify_signature`] with another set of claims that must be present: a logout token has
+/// no `sub` or `exp` of necessity (Back-Channel Logout 1.0, 2.4). `exp` and `nbf` are still
+/// checked when sent.
+pub(crate) async fn verify_signature_requiring(
+    token: &str,
+    provider: &Provider,
+    http: &reqwest::Client,
+    expect: &Expectations<'_>,
+    required: &[&str],
+) -> Result<Claims, TokenError> {
     // A header jsonwebtoken cannot parse is often an algorithm it does not know (`none`).
     let header = decode_header(token).map_err(|_| match header_alg(token) {
         Some(alg) => TokenError::DisallowedAlgorithm(alg),
@@ -267,7 +280,7 @@ pub(crate) async fn verify_signature(
     validation.validate_nbf = true;
     validation.validate_aud = true;
     validation.set_audience(expect.audiences);
-    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    validation.set_required_spec_claims(required);
     Ok(decode::<Claims>(token, &key.key, &validation)
         .map_err(|e| map_jwt_error(e.kind()))?
         .claims)

@@ -152,6 +152,28 @@ impl IssuerRule {
         }
     }
 
+    /// The tenant a bare `iss` names, for front-channel logout (no token to read `tid` from):
+    /// the `{tenantid}` segment under a template, `None` for an issuer that pins its tenant.
+    /// Any other `iss` is refused.
+    pub(crate) fn tenant_of(&self, iss: &str) -> Result<Option<String>, TokenError> {
+        if self.kind != Kind::Template {
+            return if iss == self.issuer {
+                Ok(None)
+            } else {
+                Err(TokenError::WrongIssuer)
+            };
+        }
+        let (prefix, suffix) = self
+            .issuer
+            .split_once(TENANT_PLACEHOLDER)
+            .ok_or(TokenError::WrongIssuer)?;
+        iss.strip_prefix(prefix)
+            .and_then(|rest| rest.strip_suffix(suffix))
+            .filter(|t| !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+            .map(|t| Some(t.to_owned()))
+            .ok_or(TokenError::WrongIssuer)
+    }
+
     /// One line for the start-up log: the issuer and the shape it was accepted as.
     pub(crate) fn describe(&self) -> String {
         match &self.kind {
@@ -406,6 +428,33 @@ mod tests {
         assert!(
             err.contains("set auth.issuer = \"https://sts.example/realm\""),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_bare_iss_names_its_template_tenant_or_nothing() {
+        let template = IssuerRule::for_tests("https://login.example/{tenantid}/v2.0");
+        assert_eq!(
+            template.tenant_of("https://login.example/t-1/v2.0"),
+            Ok(Some("t-1".to_owned()))
+        );
+        for wrong in [
+            "https://login.example//v2.0",
+            "https://login.example/a/b/v2.0",
+            "https://evil.example/t-1/v2.0",
+            "https://login.example/t-1/v2.0/x",
+        ] {
+            assert_eq!(
+                template.tenant_of(wrong),
+                Err(TokenError::WrongIssuer),
+                "{wrong}"
+            );
+        }
+        let exact = IssuerRule::for_tests("https://idp.example");
+        assert_eq!(exact.tenant_of("https://idp.example"), Ok(None));
+        assert_eq!(
+            exact.tenant_of("https://idp.example/"),
+            Err(TokenError::WrongIssuer)
         );
     }
 

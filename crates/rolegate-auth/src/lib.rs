@@ -87,6 +87,7 @@ mod reject;
 mod roles;
 mod rules;
 mod session;
+mod single_sign_out;
 mod tenant;
 mod token_cache;
 mod token_keys;
@@ -95,7 +96,7 @@ mod user_tokens;
 #[cfg(test)]
 mod proptests;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use actix_web::web;
 
@@ -123,6 +124,9 @@ pub use reject::{ErrorBody, json_error, wants_json};
 pub use roles::{Admin, Read, Role, RoleClaim, RoleHierarchy, RoleSource, Write};
 pub use rules::{Access, RuleProblem, RuleSet, RuleSpec};
 pub use session::{SESSION_SEEN_KEY, SESSION_USER_KEY, User, resolved_user};
+pub use single_sign_out::{
+    BACKCHANNEL_EVENT, EndFuture, FirstUseFuture, LogoutTokenError, SessionEnd,
+};
 pub use tenant::{ANY_TENANT, expected_issuer};
 pub use token_keys::{TokenKey, TokenKeys};
 pub use user_tokens::{Downstream, TokenFor, UserTokenError};
@@ -144,6 +148,9 @@ struct Inner {
     tokens: token_cache::TokenCache,
     flights: user_tokens::Flights,
     downstream_http: reqwest::Client,
+    /// How the host ends sessions the provider signed out (single sign-out).
+    session_end: OnceLock<Arc<dyn SessionEnd>>,
+    seen_logout_tokens: single_sign_out::SeenTokens,
 }
 
 impl Auth {
@@ -165,8 +172,21 @@ impl Auth {
                 tokens: token_cache::TokenCache::new(10_000),
                 flights: user_tokens::Flights::default(),
                 downstream_http,
+                session_end: OnceLock::new(),
+                seen_logout_tokens: single_sign_out::SeenTokens::default(),
             }),
         })
+    }
+
+    /// Enables single sign-out: [`Auth::configure`] then also mounts
+    /// `{base_path}/backchannel-logout` (OIDC Back-Channel Logout, `POST logout_token`) and
+    /// `{base_path}/frontchannel-logout` (Entra's front-channel logout URL), which end
+    /// sessions through `end`. Call it before `configure`; a second call is ignored.
+    pub fn with_session_end(self, end: impl SessionEnd) -> Auth {
+        if self.inner.session_end.set(Arc::new(end)).is_err() {
+            tracing::warn!("with_session_end called twice; the first store stays");
+        }
+        self
     }
 
     /// Registers the module's state and routes: `{base_path}/login`, the callback and
@@ -178,6 +198,16 @@ impl Auth {
             .route(config.redirect_path(), web::get().to(handlers::callback))
             .route(config.logout_path(), web::get().to(handlers::logout_page))
             .route(config.logout_path(), web::post().to(handlers::logout));
+        if self.single_sign_out() {
+            cfg.route(
+                &config.backchannel_logout_path(),
+                web::post().to(single_sign_out::back_channel),
+            )
+            .route(
+                &config.frontchannel_logout_path(),
+                web::get().to(single_sign_out::front_channel),
+            );
+        }
         if config.b2c.edit_profile.is_some() {
             cfg.route(
                 &config.profile_edit_path(),
@@ -228,6 +258,19 @@ impl Auth {
 
     pub(crate) fn flights(&self) -> &user_tokens::Flights {
         &self.inner.flights
+    }
+
+    /// Whether single sign-out is enabled (no clone: the route rules ask on every request).
+    pub(crate) fn single_sign_out(&self) -> bool {
+        self.inner.session_end.get().is_some()
+    }
+
+    pub(crate) fn session_end(&self) -> Option<Arc<dyn SessionEnd>> {
+        self.inner.session_end.get().cloned()
+    }
+
+    pub(crate) fn seen_logout_tokens(&self) -> &single_sign_out::SeenTokens {
+        &self.inner.seen_logout_tokens
     }
 
     pub(crate) fn pages(&self) -> &dyn AuthPages {

@@ -107,6 +107,9 @@ async fn allowed(check: &Check, req: &HttpRequest) -> Result<(), (Option<Auth>, 
             if path == config.login_path()
                 || path == config.redirect_path()
                 || path == config.logout_path()
+                || (auth.single_sign_out()
+                    && (path == config.backchannel_logout_path()
+                        || path == config.frontchannel_logout_path()))
             {
                 return Ok(());
             }
