@@ -368,6 +368,30 @@ impl AuthEvents for AuditEvents {
             .later(self.0.entry(req, Event::RolesChanged, Some(user), detail))
     }
 
+    /// Only a validly signed logout token, or a front-channel request naming a live `sid`,
+    /// gets here with sessions to end; front-channel requests that end nothing are anyone's
+    /// to send, so they are limited like anonymous rows.
+    fn provider_signed_out(
+        &self,
+        req: &HttpRequest,
+        channel: &'static str,
+        sub: Option<&str>,
+        _sid: Option<&str>,
+        ended: u64,
+    ) -> EventFuture {
+        if ended == 0 && sub.is_none() && !self.0.admit_anonymous(req) {
+            return rolegate_auth::no_event();
+        }
+        let mut entry = self.0.entry(
+            req,
+            Event::ProviderSignedOut,
+            None,
+            format!("{channel}: {ended} session(s) ended"),
+        );
+        entry.user_id = sub.map(|s| s.chars().take(128).collect());
+        self.0.later(entry)
+    }
+
     fn signed_out(&self, req: &HttpRequest, user: Option<&User>) -> EventFuture {
         if user.is_none() && !self.0.admit_anonymous(req) {
             return rolegate_auth::no_event();

@@ -323,6 +323,18 @@ impl<E: AuthEvents> AuthEvents for MeteredEvents<E> {
         self.inner.roles_changed(req, user, previous)
     }
 
+    fn provider_signed_out(
+        &self,
+        req: &HttpRequest,
+        channel: &'static str,
+        sub: Option<&str>,
+        sid: Option<&str>,
+        ended: u64,
+    ) -> EventFuture {
+        self.inner
+            .provider_signed_out(req, channel, sub, sid, ended)
+    }
+
     fn idp_call(&self, endpoint: IdpEndpoint, elapsed: Duration, ok: bool) {
         let label = [endpoint.as_str()];
         self.metrics.0.idp_requests.with_label_values(&label).inc();

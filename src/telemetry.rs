@@ -248,8 +248,14 @@ fn security_header_list(
 }
 
 /// Inserts each header the response does not set itself (a handler may choose its own).
+/// A response that brings its own CSP (the front-channel logout route, which the identity
+/// provider frames) keeps its `frame-ancestors`: `X-Frame-Options: DENY` would override it.
 fn add_missing(target: &mut HeaderMap, headers: &[(HeaderName, HeaderValue)]) {
+    let own_csp = target.contains_key(actix_web::http::header::CONTENT_SECURITY_POLICY);
     for (name, value) in headers {
+        if own_csp && name == actix_web::http::header::X_FRAME_OPTIONS {
+            continue;
+        }
         if !target.contains_key(name) {
             target.insert(name.clone(), value.clone());
         }

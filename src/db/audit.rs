@@ -17,10 +17,12 @@ pub enum Event {
     NoteDeleted,
     /// A role re-check found other roles than the session held.
     RolesChanged,
+    /// The identity provider signed the user out (back- or front-channel logout).
+    ProviderSignedOut,
 }
 
 impl Event {
-    pub const ALL: [Event; 8] = [
+    pub const ALL: [Event; 9] = [
         Event::SignIn,
         Event::SignInRefused,
         Event::AccessDenied,
@@ -29,6 +31,7 @@ impl Event {
         Event::NoteCreated,
         Event::NoteDeleted,
         Event::RolesChanged,
+        Event::ProviderSignedOut,
     ];
 
     /// The name stored in `audit_log.event` and used in the admin filter.
@@ -42,12 +45,13 @@ impl Event {
             Event::NoteCreated => "note_created",
             Event::NoteDeleted => "note_deleted",
             Event::RolesChanged => "roles_changed",
+            Event::ProviderSignedOut => "provider_signed_out",
         }
     }
 }
 
 /// Every event name, for filters and tests.
-pub const EVENTS: [&str; 8] = [
+pub const EVENTS: [&str; 9] = [
     Event::SignIn.name(),
     Event::SignInRefused.name(),
     Event::AccessDenied.name(),
@@ -56,6 +60,7 @@ pub const EVENTS: [&str; 8] = [
     Event::NoteCreated.name(),
     Event::NoteDeleted.name(),
     Event::RolesChanged.name(),
+    Event::ProviderSignedOut.name(),
 ];
 
 #[derive(Debug, Clone)]

@@ -68,9 +68,33 @@ pub(crate) struct Expiry {
 
 /// The signed-in subject, indexed so sessions can be listed and revoked per user.
 fn user_sub(state: &State) -> Option<String> {
-    let raw = state.get(rolegate_auth::SESSION_USER_KEY)?;
-    let value: serde_json::Value = serde_json::from_str(raw).ok()?;
-    value.get("sub")?.as_str().map(str::to_owned)
+    user_ids(state).sub
+}
+
+/// What a signed-in state is indexed by.
+#[derive(Default)]
+struct UserIds {
+    /// The user's `sub`: sessions listed and revoked per user.
+    sub: Option<String>,
+    /// The provider's session id: ended by single sign-out.
+    sid: Option<String>,
+}
+
+/// Reads both ids with one parse of the stored user.
+fn user_ids(state: &State) -> UserIds {
+    #[derive(serde::Deserialize)]
+    struct Ids {
+        sub: Option<String>,
+        sid: Option<String>,
+    }
+    state
+        .get(rolegate_auth::SESSION_USER_KEY)
+        .and_then(|raw| serde_json::from_str::<Ids>(raw).ok())
+        .map(|ids| UserIds {
+            sub: ids.sub,
+            sid: ids.sid.filter(|s| !s.is_empty()),
+        })
+        .unwrap_or_default()
 }
 
 /// A signed-in session as the admin page lists it.
@@ -233,6 +257,32 @@ impl Sessions {
         done
     }
 
+    /// Deletes every session signed in under the provider's session `sid` (of `sub` only,
+    /// when given); returns how many went. Final like [`Self::revoke`].
+    pub async fn revoke_sid(&self, sid: &str, sub: Option<&str>) -> Result<u64, StoreError> {
+        let done = match &self.backend {
+            Backend::Sql(s) => s.revoke_sid(sid, sub).await.map_err(StoreError::from),
+            Backend::Redis(s) => s.revoke_sid(sid, sub).await.map_err(StoreError::from),
+        };
+        if let (Some(cache), Ok(ids)) = (&self.cache, &done) {
+            for id in ids {
+                cache.revoke(id);
+            }
+        }
+        self.signal_revoked();
+        done.map(|ids| ids.len() as u64)
+    }
+
+    /// Records a logout token's replay key until `until`; `false` when another instance (or
+    /// this one) already did. Only Redis is shared by every instance; the SQL stores leave the
+    /// check to each process (the auth crate keeps its own record).
+    pub async fn first_use(&self, key: &str, until: i64) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sql(_) => Ok(true),
+            Backend::Redis(s) => s.first_use(key, until).await.map_err(StoreError::from),
+        }
+    }
+
     pub async fn count_active(&self) -> Result<i64, StoreError> {
         Ok(match &self.backend {
             Backend::Sql(s) => s.count_active().await?,
@@ -266,6 +316,8 @@ pub(crate) struct Row<'a> {
     /// The state as JSON.
     body: &'a str,
     user_sub: Option<&'a str>,
+    /// The provider's session id of a signed-in session.
+    sid: Option<&'a str>,
     /// Unix seconds.
     expires_at: i64,
 }
@@ -299,11 +351,13 @@ impl Sessions {
         let body = serde_json::to_string(state).map_err(|e| SaveError::Serialization(e.into()))?;
         let key = new_key().map_err(SaveError::Other)?;
         let id = row_id(&key);
-        let sub = user_sub(state);
+        let ids = user_ids(state);
+        let sub = ids.sub;
         let row = Row {
             id: &id,
             body: &body,
             user_sub: sub.as_deref(),
+            sid: ids.sid.as_deref(),
             expires_at: expiry_of(state, ttl),
         };
         let ticket = self.cache.as_ref().map(|c| c.ticket());
@@ -339,11 +393,13 @@ impl SessionStore for Sessions {
         let body =
             serde_json::to_string(&state).map_err(|e| UpdateError::Serialization(e.into()))?;
         let id = row_id(&key);
-        let sub = user_sub(&state);
+        let ids = user_ids(&state);
+        let sub = ids.sub;
         let row = Row {
             id: &id,
             body: &body,
             user_sub: sub.as_deref(),
+            sid: ids.sid.as_deref(),
             expires_at: expiry_of(&state, ttl),
         };
         if let Some(cache) = &self.cache {
@@ -386,5 +442,27 @@ impl SessionStore for Sessions {
             cache.revoke(&id);
         }
         done
+    }
+}
+
+/// Single sign-out ends sessions through the same revocations the admin page uses.
+impl rolegate_auth::SessionEnd for Sessions {
+    fn end_sid(&self, sid: String, sub: Option<String>) -> rolegate_auth::EndFuture {
+        let me = self.clone();
+        Box::pin(async move {
+            me.revoke_sid(&sid, sub.as_deref())
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn end_sub(&self, sub: String) -> rolegate_auth::EndFuture {
+        let me = self.clone();
+        Box::pin(async move { me.revoke_user(&sub).await.map_err(|e| e.to_string()) })
+    }
+
+    fn first_use(&self, key: String, until: i64) -> rolegate_auth::FirstUseFuture {
+        let me = self.clone();
+        Box::pin(async move { me.first_use(&key, until).await.map_err(|e| e.to_string()) })
     }
 }

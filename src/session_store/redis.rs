@@ -2,14 +2,16 @@
 //!
 //! Keys: `rolegate:s:{id}` holds the state with a Redis TTL; for signed-in sessions
 //! `rolegate:u:{sub}` (a set of ids) lets revoke-all work without scanning, and the sorted set
-//! `rolegate:active` (id -> expiry) lets the admin page list sessions.
+//! `rolegate:active` (id -> expiry) lets the admin page list sessions; `rolegate:sid:{sid}` (a
+//! set of ids) lets single sign-out find a provider session's sessions, and
+//! `rolegate:jti:{iss}|{jti}` remembers accepted logout tokens on every instance.
 
 use std::time::Duration as StdDuration;
 
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::{ActiveSession, Expiry, Row, State, to_active, user_sub};
+use super::{ActiveSession, Expiry, Row, State, to_active, user_ids, user_sub};
 use crate::clock::now;
 
 const ACTIVE: &str = "rolegate:active";
@@ -20,6 +22,10 @@ fn state_key(id: &str) -> String {
 
 fn user_key(sub: &str) -> String {
     format!("rolegate:u:{sub}")
+}
+
+fn sid_key(sid: &str) -> String {
+    format!("rolegate:sid:{sid}")
 }
 
 #[derive(Clone)]
@@ -74,16 +80,21 @@ impl RedisSessionStore {
             return Ok(false);
         }
         if let Some(sub) = row.user_sub {
-            redis::pipe()
-                .atomic()
+            let mut pipe = redis::pipe();
+            pipe.atomic()
                 .sadd(user_key(sub), row.id)
                 .ignore()
                 .expire_at(user_key(sub), row.expires_at)
                 .ignore()
                 .zadd(ACTIVE, row.id, row.expires_at)
-                .ignore()
-                .query_async::<()>(&mut conn)
-                .await?;
+                .ignore();
+            if let Some(sid) = row.sid {
+                pipe.sadd(sid_key(sid), row.id)
+                    .ignore()
+                    .expire_at(sid_key(sid), row.expires_at)
+                    .ignore();
+            }
+            pipe.query_async::<()>(&mut conn).await?;
         }
         Ok(true)
     }
@@ -98,8 +109,12 @@ impl RedisSessionStore {
         let state: Option<State> = raw.and_then(|r| serde_json::from_str(&r).ok());
         let mut pipe = redis::pipe();
         pipe.zrem(ACTIVE, id).ignore();
-        if let Some(sub) = state.as_ref().and_then(user_sub) {
-            pipe.srem(user_key(&sub), id).ignore();
+        let ids = state.as_ref().map(user_ids).unwrap_or_default();
+        if let Some(sub) = &ids.sub {
+            pipe.srem(user_key(sub), id).ignore();
+        }
+        if let Some(sid) = &ids.sid {
+            pipe.srem(sid_key(sid), id).ignore();
         }
         pipe.query_async::<()>(&mut conn).await?;
         Ok(state)
@@ -129,6 +144,47 @@ impl RedisSessionStore {
             .query_async(&mut conn)
             .await?;
         Ok(deleted)
+    }
+
+    /// Deletes the sessions of one provider session (of `sub` only, when given); returns
+    /// their ids. Each goes through [`Self::take`], so every index forgets it.
+    pub async fn revoke_sid(
+        &self,
+        sid: &str,
+        sub: Option<&str>,
+    ) -> Result<Vec<String>, redis::RedisError> {
+        let mut conn = self.conn.clone();
+        let ids: Vec<String> = conn.smembers(sid_key(sid)).await?;
+        let mut ended = Vec::new();
+        for id in ids {
+            if let Some(sub) = sub {
+                let raw: Option<String> = conn.get(state_key(&id)).await?;
+                let owner = raw
+                    .and_then(|r| serde_json::from_str::<State>(&r).ok())
+                    .and_then(|s| user_sub(&s));
+                if owner.as_deref() != Some(sub) {
+                    continue;
+                }
+            }
+            if self.take(&id).await?.is_some() {
+                ended.push(id);
+            }
+        }
+        Ok(ended)
+    }
+
+    /// `SET NX` of a logout token's replay key until `until`: `false` when it was there.
+    pub async fn first_use(&self, key: &str, until: i64) -> Result<bool, redis::RedisError> {
+        let mut conn = self.conn.clone();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(format!("rolegate:jti:{key}"))
+            .arg(1)
+            .arg("NX")
+            .arg("EXAT")
+            .arg(until)
+            .query_async(&mut conn)
+            .await?;
+        Ok(set.is_some())
     }
 
     pub async fn list_active(&self, limit: i64) -> Result<Vec<ActiveSession>, redis::RedisError> {

@@ -73,6 +73,31 @@ impl SqlSessionStore {
         Ok(done.rows_affected())
     }
 
+    /// Deletes the sessions of one provider session (of `user_sub` only, when given);
+    /// returns their row ids.
+    pub async fn revoke_sid(
+        &self,
+        sid: &str,
+        user_sub: Option<&str>,
+    ) -> Result<Vec<String>, sqlx::Error> {
+        let rows: Vec<(String,)> = match user_sub {
+            Some(sub) => {
+                sqlx::query_as("DELETE FROM sessions WHERE sid = $1 AND user_sub = $2 RETURNING id")
+                    .bind(sid)
+                    .bind(sub)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query_as("DELETE FROM sessions WHERE sid = $1 RETURNING id")
+                    .bind(sid)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
     pub async fn ping(&self) -> bool {
         crate::db::ping(&self.pool).await
     }
@@ -93,12 +118,13 @@ impl SqlSessionStore {
     pub(super) async fn insert(&self, row: &Row<'_>) -> Result<(), sqlx::Error> {
         let now = now();
         sqlx::query(
-            "INSERT INTO sessions (id, state, user_sub, created_at, updated_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO sessions (id, state, user_sub, sid, created_at, updated_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(row.id)
         .bind(row.body)
         .bind(row.user_sub)
+        .bind(row.sid)
         .bind(now)
         .bind(now)
         .bind(row.expires_at)
@@ -110,11 +136,12 @@ impl SqlSessionStore {
     /// Overwrites a live row; `false` when it is gone (revoked or expired).
     pub(super) async fn replace(&self, row: &Row<'_>) -> Result<bool, sqlx::Error> {
         let done = sqlx::query(
-            "UPDATE sessions SET state = $1, user_sub = $2, updated_at = $3, expires_at = $4 \
-             WHERE id = $5 AND expires_at > $6",
+            "UPDATE sessions SET state = $1, user_sub = $2, sid = $3, updated_at = $4, \
+             expires_at = $5 WHERE id = $6 AND expires_at > $7",
         )
         .bind(row.body)
         .bind(row.user_sub)
+        .bind(row.sid)
         .bind(now())
         .bind(row.expires_at)
         .bind(row.id)

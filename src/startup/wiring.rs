@@ -185,7 +185,8 @@ pub async fn server(
             metrics: metrics.get_ref().clone(),
             inner: AuditEvents(audit.get_ref().clone()),
         },
-    )?;
+    )?
+    .with_session_end(store.clone());
     {
         let auth = auth.clone();
         tokio::spawn(async move { auth.warm_up().await });

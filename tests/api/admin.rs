@@ -115,6 +115,15 @@ async fn every_event_is_audited_with_user_ip_and_request_id() {
     alice.post_csrf(&format!("/notes/{note_id}/delete")).await; // note_deleted
     alice.post_csrf("/admin/users/sub-bob-0001/revoke").await; // session_revoked
     alice.sign_out().await; // sign_out
+    let carol = app.same_app_new_browser();
+    carol.sign_in("carol").await;
+    let logout = app.idp.sign(&serde_json::json!({
+        "iss": app.idp.issuer, "aud": crate::fake_idp::CLIENT_ID, "iat": crate::fake_idp::now(),
+        "jti": "audited-logout", "sub": "sub-carol-0001",
+        "events": { rolegate_auth::BACKCHANNEL_EVENT: {} },
+    }));
+    let ended = crate::single_sign_out::post_logout_token(&app.address, &logout).await;
+    assert_eq!(ended.status(), 200); // provider_signed_out
 
     let rows: Vec<AuditRow> = sqlx::query_as(
         "SELECT event, user_id, user_name, client_ip, request_id, detail FROM audit_log ORDER BY id",

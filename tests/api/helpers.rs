@@ -199,6 +199,15 @@ impl TestApp {
         }
     }
 
+    /// The same browser (client and cookie jar) talking to another instance at `address`.
+    pub fn via(&self, address: &str) -> TestApp {
+        let mut other = self.same_app_new_browser();
+        other.client = self.client.clone();
+        other.jar = self.jar.clone();
+        other.address = address.to_owned();
+        other
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

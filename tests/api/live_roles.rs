@@ -205,12 +205,7 @@ async fn rotated_token_keys_read_old_sessions_and_seal_with_the_new_key() {
     env.insert("APP__SESSION__TOKEN_KEYS_PREVIOUS".into(), key_b64(1));
     env.insert("APP__AUTH__ROLES_MAX_AGE_MINUTES".into(), "0".into());
     let address = start_rolegate(&env).await;
-    let response = app
-        .client
-        .get(format!("{address}/api/me"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.via(&address).get("/api/me").await;
     assert_eq!(response.status(), 200);
     assert_eq!(
         app.idp.refresh_count(),
@@ -235,21 +230,11 @@ async fn a_key_dropped_from_the_rotation_leaves_no_tokens_and_no_panic() {
     env.insert("APP__AUTH__ROLES_MAX_AGE_MINUTES".into(), "0".into());
     let address = start_rolegate(&env).await;
     // An API request cannot be sent through a silent sign-in: roles are kept within grace.
-    let response = app
-        .client
-        .get(format!("{address}/api/me"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.via(&address).get("/api/me").await;
     assert_eq!(response.status(), 200);
     assert_eq!(app.idp.refresh_count(), 0, "no refresh token could be read");
     // A page request goes through the silent re-check instead.
-    let page = app
-        .client
-        .get(format!("{address}/notes"))
-        .send()
-        .await
-        .unwrap();
+    let page = app.via(&address).get("/notes").await;
     assert_eq!(page.status(), 302);
     let location = page.headers()["location"].to_str().unwrap().to_owned();
     assert!(location.contains("prompt=none"), "{location}");

@@ -32,7 +32,8 @@ mod scale_out;
 mod settings;
 mod settings_props;
 mod shutdown;
+mod single_sign_out;
 mod tenants;
 
 /// Every audit event rolegate writes.
-pub const EVENTS: [&str; 8] = rolegate::db::audit::EVENTS;
+pub const EVENTS: [&str; 9] = rolegate::db::audit::EVENTS;

@@ -115,15 +115,6 @@ async fn shared(redis: &RedisChild) -> TestApp {
     .await
 }
 
-/// The same client talking to another instance.
-fn via(app: &TestApp, address: &str) -> TestApp {
-    let mut other = app.same_app_new_browser();
-    other.client = app.client.clone();
-    other.jar = app.jar.clone();
-    other.address = address.to_owned();
-    other
-}
-
 #[tokio::test]
 async fn a_sign_in_started_on_a_completes_on_b() {
     let Some(redis) = RedisChild::start() else {
@@ -131,7 +122,7 @@ async fn a_sign_in_started_on_a_completes_on_b() {
     };
     let a = shared(&redis).await;
     let (b_addr, _b) = start_rolegate_app(&a.env).await;
-    let b = via(&a, &b_addr);
+    let b = a.via(&b_addr);
 
     let started = a.start_login("?next=/notes").await;
     let claims = a.idp.claims("carol", &started.nonce);
@@ -154,7 +145,7 @@ async fn a_revoke_on_b_is_refused_on_a() {
     let bob_on_a = shared(&redis).await;
     let (b_addr, _b) = start_rolegate_app(&bob_on_a.env).await;
     bob_on_a.sign_in("bob").await;
-    let alice_on_b = via(&bob_on_a.same_app_new_browser(), &b_addr);
+    let alice_on_b = bob_on_a.same_app_new_browser().via(&b_addr);
     alice_on_b.sign_in("alice").await;
 
     let admin = alice_on_b.get("/admin").await.text().await.unwrap();
@@ -181,18 +172,18 @@ async fn killing_an_instance_loses_no_session() {
     let seed = shared(&redis).await;
     let (a_addr, a) = start_rolegate_app(&seed.env).await;
     let (b_addr, _b) = start_rolegate_app(&seed.env).await;
-    let on_a = via(&seed, &a_addr);
+    let on_a = seed.via(&a_addr);
     on_a.sign_in("alice").await;
     a.stop(false).await;
     assert!(
         on_a.client.get(on_a.url("/api/me")).send().await.is_err(),
         "A is gone"
     );
-    let on_b = via(&seed, &b_addr);
+    let on_b = seed.via(&b_addr);
     assert!(on_b.is_signed_in().await, "B carries on with the session");
     let (c_addr, _c) = start_rolegate_app(&seed.env).await;
     assert!(
-        via(&seed, &c_addr).is_signed_in().await,
+        seed.via(&c_addr).is_signed_in().await,
         "and so does a new instance"
     );
 }
@@ -322,4 +313,62 @@ async fn anonymous_sessions_live_at_most_fifteen_minutes_in_redis() {
     let users: Vec<i64> = ttls.iter().filter(|t| t.0).map(|t| t.1).collect();
     assert_eq!(users.len(), 1, "{ttls:?}");
     assert!(users[0] > 15 * 60, "signed-in keeps the idle TTL: {ttls:?}");
+}
+
+#[tokio::test]
+async fn a_back_channel_logout_received_by_b_ends_the_session_used_on_a() {
+    let Some(redis) = RedisChild::start() else {
+        return;
+    };
+    let on_a = shared(&redis).await;
+    let (b_addr, _b) = start_rolegate_app(&on_a.env).await;
+    let sign_in = |app: TestApp, sid: &'static str| async move {
+        let started = app.start_login("").await;
+        let mut claims = app.idp.claims("alice", &started.nonce);
+        claims["sid"] = serde_json::json!(sid);
+        let done = app.finish_with_token(&started, app.idp.sign(&claims)).await;
+        assert_eq!(done.status(), 302);
+        app
+    };
+    let on_a = sign_in(on_a, "sid-a").await;
+    let also_on_a = sign_in(on_a.same_app_new_browser(), "sid-other").await;
+
+    let claims = serde_json::json!({
+        "iss": on_a.idp.issuer,
+        "aud": crate::fake_idp::CLIENT_ID,
+        "iat": crate::fake_idp::now(),
+        "jti": "jti-shared-1",
+        "sid": "sid-a",
+        "events": { rolegate_auth::BACKCHANNEL_EVENT: {} },
+    });
+    let token = on_a.idp.sign(&claims);
+    let done = crate::single_sign_out::post_logout_token(&b_addr, &token).await;
+    assert_eq!(done.status(), 200, "{}", done.text().await.unwrap());
+    assert!(!on_a.is_signed_in().await, "A refuses the session B ended");
+    assert!(also_on_a.is_signed_in().await, "another sid lives on");
+
+    let replay = crate::single_sign_out::post_logout_token(&on_a.address, &token).await;
+    assert_eq!(
+        replay.status(),
+        400,
+        "the jti is remembered on every instance"
+    );
+
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let left: Vec<String> = redis::cmd("SMEMBERS")
+        .arg("rolegate:sid:sid-a")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        left.is_empty(),
+        "the sid index forgets ended sessions: {left:?}"
+    );
+    let other: Vec<String> = redis::cmd("SMEMBERS")
+        .arg("rolegate:sid:sid-other")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(other.len(), 1);
 }
