@@ -285,6 +285,11 @@ export function configuration({ jwks, cookieKeys, rpPublicUrl }) {
         redirect_uris: [`${rpPublicUrl}/getAToken`],
         post_logout_redirect_uris: [`${rpPublicUrl}/login`],
         id_token_signed_response_alg: 'RS256',
+        // Single sign-out: signing out here POSTs a logout token to rolegate. Without
+        // session_required the token names only `sub`, so every rolegate session of that
+        // user ends (alice in two browsers: both).
+        backchannel_logout_uri: `${rpPublicUrl}/backchannel-logout`,
+        backchannel_logout_session_required: false,
       },
       {
         // Public native client for dev/idp/get-token.mjs (loopback redirect, PKCE).
@@ -298,6 +303,13 @@ export function configuration({ jwks, cookieKeys, rpPublicUrl }) {
         id_token_signed_response_alg: 'RS256',
       },
     ],
+    // oidc-provider refuses outgoing requests to loopback addresses (SSRF protection); the
+    // back-channel logout goes to rolegate, which runs on loopback in development, so that one
+    // origin (and only it) is let through.
+    async fetch(url, options) {
+      if (new URL(url).origin === new URL(rpPublicUrl).origin) delete options.dispatcher;
+      return fetch(url, options);
+    },
     pkce: { required: () => true },
     scopes: ['openid', 'profile', 'email', 'offline_access'],
     claims: {
@@ -331,6 +343,7 @@ export function configuration({ jwks, cookieKeys, rpPublicUrl }) {
     },
     features: {
       devInteractions: { enabled: false },
+      backchannelLogout: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,
         // rolegate's logout must not need an extra click: submit the confirm form at once.
@@ -443,6 +456,8 @@ async function main() {
   const provider = new Provider(issuer, configuration({ jwks, cookieKeys, rpPublicUrl: RP_PUBLIC_URL }));
   provider.use(interactions(provider));
   provider.on('server_error', (ctx, err) => console.error(`idp server_error ${ctx.path}: ${err.stack || err}`));
+  provider.on('backchannel.success', (ctx, client, sub) => console.log(`idp back-channel logout of ${sub} sent to ${client.clientId}`));
+  provider.on('backchannel.error', (ctx, err, client) => console.error(`idp back-channel logout to ${client.clientId} failed: ${err.message}${err.cause ? ` (${err.cause.message})` : ''}`));
   for (const ev of ['authorization.error', 'grant.error', 'end_session.error', 'userinfo.error']) {
     provider.on(ev, (ctx, err) => console.error(`idp ${ev}: ${err.name} ${err.message}${err.error_description ? ` (${err.error_description})` : ''}`));
   }
