@@ -281,14 +281,12 @@ test('keyboard only: sign out with Tab and Enter, the signed-out page', async ()
   });
 });
 
-test('profile page (issue 12), when this build has one', async (t) => {
+test('profile page', async () => {
   await withContexts(async (open) => {
     const { page } = await open('alice');
     const res = await page.goto(`${stack.appUrl}/profile`);
-    if (res.status() === 404) {
-      t.skip('no /profile in this build yet (issue 12 item 4)');
-      return;
-    }
+    assert.equal(res.status(), 200, `GET /profile: ${res.status()}`);
+    await page.locator('#profile-title').waitFor();
     await checkPage(page, 'profile');
   });
 });

@@ -154,6 +154,8 @@ export function rolegateEnv({ port, idpUrl, workDir, extraEnv = {} }) {
     APP__SERVER__PORT: String(port),
     APP__SERVER__PUBLIC_URL: `http://127.0.0.1:${port}`,
     APP__AUTH__AUTHORITY: idpUrl,
+    // The dev IdP's Graph-shaped resource server (dev/idp/graph.mjs) answers on its own port.
+    APP__DOWNSTREAM_APIS__GRAPH__BASE_URL: `${new URL(idpUrl).origin}/v1.0`,
     APP__DATABASE__URL: `sqlite://${workDir}/rolegate.db?mode=rwc`,
     APP__SESSION__KEY_FILE: join(workDir, 'session.key'),
     RUST_LOG: process.env.RUST_LOG || 'info',

@@ -267,6 +267,42 @@ function interactions(provider) {
   };
 }
 
+// ---------------------------------------------------------------- token endpoint, Entra-shaped
+
+/**
+ * The refresh-token grant as Entra answers it. `offline_access` in the scope of a refresh is
+ * accepted and ignored (oidc-provider keeps it out of the grant, then refuses it here), and a
+ * scope the user never consented to is Entra's `invalid_grant` with AADSTS65001 (consent
+ * required: send an interactive request) instead of oidc-provider's `invalid_scope`.
+ */
+function entraShapedRefresh() {
+  return async (ctx, next) => {
+    if (ctx.method !== 'POST' || ctx.path !== '/token') return next();
+    const raw = await new Promise((ok, fail) => {
+      const chunks = [];
+      ctx.req.on('data', (c) => chunks.push(c));
+      ctx.req.on('end', () => ok(Buffer.concat(chunks).toString('utf8')));
+      ctx.req.on('error', fail);
+    });
+    const form = new URLSearchParams(raw);
+    const refresh = form.get('grant_type') === 'refresh_token';
+    if (refresh && form.has('scope')) {
+      form.set('scope', form.get('scope').split(' ').filter((s) => s && s !== 'offline_access').join(' '));
+    }
+    ctx.req.body = form.toString();
+    await next();
+    if (refresh && ctx.status === 400 && ctx.body?.error === 'invalid_scope') {
+      ctx.body = {
+        error: 'invalid_grant',
+        error_description: `AADSTS65001: The user or administrator has not consented to use the application with ID '${form.get('client_id') || ''}'. Send an interactive authorization request for this user and resource.`,
+        error_codes: [65001],
+        suberror: 'consent_required',
+      };
+    }
+    return undefined;
+  };
+}
+
 // ---------------------------------------------------------------- provider
 
 export function configuration({ jwks, cookieKeys, rpPublicUrl }) {
@@ -280,7 +316,7 @@ export function configuration({ jwks, cookieKeys, rpPublicUrl }) {
         client_name: 'rolegate (dev)',
         application_type: 'web',
         token_endpoint_auth_method: 'client_secret_post',
-        grant_types: ['authorization_code'],
+        grant_types: ['authorization_code', 'refresh_token'],
         response_types: ['code'],
         redirect_uris: [`${rpPublicUrl}/getAToken`],
         post_logout_redirect_uris: [`${rpPublicUrl}/login`],
@@ -309,6 +345,11 @@ export function configuration({ jwks, cookieKeys, rpPublicUrl }) {
     async fetch(url, options) {
       if (new URL(url).origin === new URL(rpPublicUrl).origin) delete options.dispatcher;
       return fetch(url, options);
+    },
+    // Like Entra: `offline_access` asked for gives a refresh token (oidc-provider would also
+    // want prompt=consent), to clients allowed the grant.
+    async issueRefreshToken(ctx, client) {
+      return client.grantTypeAllowed('refresh_token');
     },
     pkce: { required: () => true },
     scopes: ['openid', 'profile', 'email', 'offline_access'],
@@ -454,6 +495,7 @@ async function main() {
   const issuer = `http://${hostForUrl}:${port}`;
 
   const provider = new Provider(issuer, configuration({ jwks, cookieKeys, rpPublicUrl: RP_PUBLIC_URL }));
+  provider.use(entraShapedRefresh());
   provider.use(interactions(provider));
   provider.on('server_error', (ctx, err) => console.error(`idp server_error ${ctx.path}: ${err.stack || err}`));
   provider.on('backchannel.success', (ctx, client, sub) => console.log(`idp back-channel logout of ${sub} sent to ${client.clientId}`));

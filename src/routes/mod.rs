@@ -5,6 +5,7 @@ pub mod api;
 pub mod health;
 pub mod home;
 pub mod notes;
+pub mod profile;
 pub mod reports;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     admin::configure(cfg);
     notes::configure(cfg);
     reports::configure(cfg);
+    profile::configure(cfg);
     dash(cfg);
 }
 

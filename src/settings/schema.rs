@@ -93,13 +93,14 @@ pub(super) fn read(r: &mut Reader<'_>, env: AppEnv) -> Settings {
         HashMap::new(),
         "an object of API name to {\"base_url\", \"scopes\"}",
         |m| {
-            let mut names: Vec<&String> = m.keys().collect();
-            names.sort();
-            names
-                .iter()
-                .map(|n| n.as_str())
+            let mut apis: Vec<_> = m.iter().collect();
+            apis.sort_by_key(|(name, _)| name.as_str());
+            apis.iter()
+                .map(|(name, api)| {
+                    format!("{name} → {} ({})", api.base_url, api.scopes.0.join(" "))
+                })
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join("; ")
         },
     );
     let b2c_sign_up_sign_in_policy = r.string("auth.b2c.sign_up_sign_in_policy", "");

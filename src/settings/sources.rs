@@ -89,9 +89,17 @@ impl Reader<'_> {
     }
 
     /// The raw value with its origin (`Config::get` would drop the origin).
+    /// A section's key (`auth.authority`), or a whole top-level section (`downstream_apis`).
     fn raw(&self, key: &str) -> Option<Value> {
-        key.rsplit_once('.')
-            .and_then(|(section, leaf)| self.config.get_table(section).ok()?.remove(leaf))
+        match key.rsplit_once('.') {
+            Some((section, leaf)) => self.config.get_table(section).ok()?.remove(leaf),
+            // Read as a table, so each leaf keeps its origin (file or variable) for check-config.
+            // A variable holding JSON text replaces the whole section.
+            None => match self.config.get_table(key) {
+                Ok(t) => Some(Value::new(None, ValueKind::Table(t))),
+                Err(_) => self.config.get::<Value>(key).ok(),
+            },
+        }
     }
 
     /// A typed value, or `default` with a problem when present but unusable.
@@ -216,7 +224,14 @@ fn origin(key: &str, raw: Option<&Value>) -> String {
     if let ValueKind::Table(table) = &raw.kind {
         let mut subkeys: Vec<&String> = table.keys().collect();
         subkeys.sort_by_key(|k| (k.parse::<u64>().unwrap_or(u64::MAX), k.as_str()));
-        let file = table.values().find_map(|v| v.origin().and_then(from));
+        // Nested tables (`downstream_apis.graph.base_url`): the first leaf read from a file.
+        fn file_of(v: &Value, from: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+            v.origin().and_then(from).or_else(|| match &v.kind {
+                ValueKind::Table(t) => t.values().find_map(|v| file_of(v, from)),
+                _ => None,
+            })
+        }
+        let file = table.values().find_map(|v| file_of(v, &from));
         return match file {
             Some(file) => file,
             None if subkeys.is_empty() => "default".to_owned(),

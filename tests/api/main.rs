@@ -26,6 +26,7 @@ mod online_check;
 mod operator;
 mod outage;
 mod probes;
+mod profile;
 mod provider;
 mod role_claim;
 mod scale_out;

@@ -709,3 +709,54 @@ async fn development_with_a_json_array_list_serves_the_app() {
         assert!(!body.contains("Almost there"), "{path}: {body}");
     }
 }
+
+#[test]
+fn downstream_apis_are_read_from_the_files_and_the_environment() {
+    let dir = crate::helpers::temp_dir();
+    write(
+        &dir,
+        "appsettings.json",
+        r#"{"downstream_apis": {"graph": {"base_url": "https://graph.microsoft.com/v1.0", "scopes": ["User.Read"]}}}"#,
+    );
+    let from_file = settings::load(&dir, Some("Production"), env(&[]));
+    let graph = &from_file.settings.downstream_apis["graph"];
+    assert_eq!(graph.base_url, "https://graph.microsoft.com/v1.0");
+    assert_eq!(graph.scopes.0, vec!["User.Read"]);
+    assert_eq!(shown(&from_file, "downstream_apis").1, "appsettings.json");
+
+    // One key from a variable, the rest from the file; a new API from variables alone.
+    let layered = settings::load(
+        &dir,
+        Some("Production"),
+        env(&[
+            (
+                "APP__DOWNSTREAM_APIS__GRAPH__SCOPES",
+                "User.Read Calendars.Read",
+            ),
+            (
+                "APP__DOWNSTREAM_APIS__BILLING__BASE_URL",
+                "https://billing.example/api",
+            ),
+            (
+                "APP__DOWNSTREAM_APIS__BILLING__SCOPES",
+                "api://billing/read",
+            ),
+        ]),
+    );
+    let apis = &layered.settings.downstream_apis;
+    assert_eq!(apis["graph"].base_url, "https://graph.microsoft.com/v1.0");
+    assert_eq!(apis["graph"].scopes.0, vec!["User.Read", "Calendars.Read"]);
+    assert_eq!(apis["billing"].scopes.0, vec!["api://billing/read"]);
+
+    // JSON text in one variable replaces the section.
+    let json = settings::load(
+        &dir,
+        Some("Production"),
+        env(&[(
+            "APP__DOWNSTREAM_APIS",
+            r#"{"crm": {"base_url": "https://crm.example", "scopes": ["api://crm/.default"]}}"#,
+        )]),
+    );
+    let apis = &json.settings.downstream_apis;
+    assert_eq!(apis.keys().collect::<Vec<_>>(), vec!["crm"]);
+}

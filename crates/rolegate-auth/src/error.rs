@@ -231,6 +231,14 @@ pub enum AuthError {
     /// the user out.
     #[error("the sign-out request did not carry this session's csrf_token")]
     SignOutUnconfirmed,
+    /// The user declined (or could not give) consent to the scopes an incremental consent
+    /// asked for; the session stays as it was.
+    #[error("consent to {0} was not given")]
+    ConsentDeclined(String),
+    /// A consent request for these scopes came back without them moments ago: asking again
+    /// would loop.
+    #[error("the identity provider did not grant {0} after consent")]
+    ConsentNotGranted(String),
 }
 
 impl AuthError {
@@ -264,7 +272,9 @@ impl AuthError {
             AuthError::SessionRevoked(_)
             | AuthError::RoleCheckUnavailable
             | AuthError::SignInRequired(_) => StatusCode::UNAUTHORIZED,
-            AuthError::SignOutUnconfirmed => StatusCode::FORBIDDEN,
+            AuthError::SignOutUnconfirmed
+            | AuthError::ConsentDeclined(_)
+            | AuthError::ConsentNotGranted(_) => StatusCode::FORBIDDEN,
         }
     }
 
@@ -303,6 +313,8 @@ impl AuthError {
             AuthError::SessionRevoked(_) => "session_revoked",
             AuthError::RoleCheckUnavailable => "role_check_unavailable",
             AuthError::SignInRequired(_) => "sign_in_required",
+            AuthError::ConsentDeclined(_) => "consent_declined",
+            AuthError::ConsentNotGranted(_) => "consent_not_granted",
             AuthError::SignOutUnconfirmed => "sign_out_unconfirmed",
         }
     }
@@ -347,6 +359,9 @@ impl AuthError {
             | AuthError::RoleCheckUnavailable
             | AuthError::SignInRequired(_) => "Your session has ended",
             AuthError::SignOutUnconfirmed => "You are still signed in",
+            AuthError::ConsentDeclined(_) | AuthError::ConsentNotGranted(_) => {
+                "Permission not granted"
+            }
         }
     }
 
@@ -431,6 +446,22 @@ impl AuthError {
             AuthError::SignInRequired(_) => {
                 "This application re-checked your sign-in with the identity provider, which asks \
                  you to sign in again. Start again from the sign-in page."
+            }
+            AuthError::ConsentDeclined(scopes) => {
+                return format!(
+                    "The page you opened needs your permission to use {scopes}, and it was not \
+                     given. You are still signed in and everything else works as before; open \
+                     the page again to be asked once more."
+                )
+                .into();
+            }
+            AuthError::ConsentNotGranted(scopes) => {
+                return format!(
+                    "The identity provider returned without granting {scopes}, so the page that \
+                     needs it stays unavailable. An administrator may have to grant it for your \
+                     organisation (admin consent). You are still signed in."
+                )
+                .into();
             }
             AuthError::ProviderUnavailable(_) | AuthError::TokenEndpointTimeout => {
                 "Please try again in a minute. If it keeps happening, tell the administrator."

@@ -153,11 +153,17 @@ pub(crate) fn begin(
 }
 
 /// How an authorization request differs from the plain sign-in: a `prompt` (`none` for the
-/// silent role re-check); later, added scopes for incremental consent.
+/// silent role re-check), or added scopes, a `login_hint` and a claims challenge for
+/// incremental consent.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct BeginOptions<'a> {
     pub prompt: Option<&'a str>,
     pub policy: Option<&'a str>,
+    /// Scopes asked for beyond `auth.scopes` (incremental consent).
+    pub extra_scopes: &'a [String],
+    pub login_hint: Option<&'a str>,
+    /// The `claims` request parameter (JSON), from a claims challenge.
+    pub claims: Option<&'a str>,
 }
 
 /// [`begin`] with options: the general form every authorization request goes through.
@@ -171,15 +177,28 @@ pub(crate) fn begin_with(
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let nonce = CsrfToken::new_random_len(32);
     let client = client(config, provider, options.policy);
+    let added = options
+        .extra_scopes
+        .iter()
+        .filter(|s| !config.scopes.contains(s))
+        .cloned();
     let mut request = client
         .authorize_url(|| CsrfToken::new_random_len(32))
-        .add_scopes(config.scopes.iter().cloned().map(Scope::new))
+        .add_scopes(config.scopes.iter().cloned().chain(added).map(Scope::new))
         .add_extra_param("nonce", nonce.secret().clone())
         .set_pkce_challenge(challenge);
     let prompt = options.prompt.map(str::to_owned).or(config.prompt.clone());
     if let Some(prompt) = &prompt {
         request = request.add_extra_param("prompt", prompt.clone());
     }
+    if let Some(hint) = options.login_hint {
+        request = request.add_extra_param("login_hint", hint.to_owned());
+    }
+    if let Some(claims) = options.claims {
+        request = request.add_extra_param("claims", claims.to_owned());
+    }
+    let consent = (!options.extra_scopes.is_empty() || options.claims.is_some())
+        .then(|| options.extra_scopes.to_vec());
     let (url, state) = request.url();
     let pending = PendingLogin {
         state: state.secret().clone(),
@@ -189,6 +208,7 @@ pub(crate) fn begin_with(
         created_at: now,
         policy: options.policy.map(str::to_owned),
         prompt: options.prompt.map(str::to_owned),
+        consent,
     };
     (url, pending)
 }
@@ -208,8 +228,8 @@ pub(crate) fn begin_policy(
         next,
         now,
         BeginOptions {
-            prompt: None,
             policy,
+            ..BeginOptions::default()
         },
     )
 }
@@ -365,11 +385,15 @@ pub(crate) async fn redeem(
     let response = response.map_err(|e| {
         client_auth_refusal(map_token_error(e, recording.status()), config, provider)
     })?;
-    let granted = Granted::from_response(
-        &response,
-        &config.scopes,
-        unix_secs(std::time::SystemTime::now()),
-    );
+    // An incremental consent asked for more than the sign-in's scopes: its token covers them.
+    let mut asked = config.scopes.clone();
+    for extra in pending.consent.iter().flatten() {
+        if !asked.contains(extra) {
+            asked.push(extra.clone());
+        }
+    }
+    let granted =
+        Granted::from_response(&response, &asked, unix_secs(std::time::SystemTime::now()));
     let raw = granted.id_token.clone().ok_or(AuthError::MissingIdToken)?;
     let claims = id_token::validate(
         &raw,

@@ -126,6 +126,10 @@ const SILENT_REFUSALS: [&str; 4] = [
     "account_selection_required",
 ];
 
+/// Answers to an incremental consent that mean the user did not grant the scopes (Entra
+/// sends `consent_required` with AADSTS65004 when the user cancels the consent page).
+const CONSENT_REFUSALS: [&str; 3] = ["consent_required", "access_denied", "interaction_required"];
+
 /// Claims come from the token: logged with Debug formatting, so `\n` stays `\n`.
 fn log_signed_in(user: &User) {
     tracing::info!(sub = ?user.sub, oid = ?user.oid, role = ?user.role(), "signed in");
@@ -157,6 +161,14 @@ async fn complete(req: &HttpRequest, session: &Session, auth: &Auth) -> Result<C
         && SILENT_REFUSALS.contains(&code.as_str())
     {
         return Err((AuthError::SignInRequired(code.clone()), None));
+    }
+    if let (Some(code), Some(scopes)) = (&params.error, &pending.consent)
+        && CONSENT_REFUSALS.contains(&code.as_str())
+    {
+        return Err((
+            AuthError::ConsentDeclined(crate::consent::describe(scopes)),
+            None,
+        ));
     }
     if let Some(code) = params.error {
         let reset = auth.config().b2c.reset_password.as_deref();
@@ -230,9 +242,14 @@ async fn complete(req: &HttpRequest, session: &Session, auth: &Auth) -> Result<C
     });
     let silent = pending.prompt.as_deref() == Some("none");
     let live = live_roles::initial(auth, tokens.refresh_token.is_some(), silent, now);
+    let asked = pending
+        .consent
+        .as_ref()
+        .and_then(|_| crate::consent::take_asked(session));
     typed
         .sign_in(&user, &tokens, &config.token_keys, &live, now)
         .map_err(|e| (AuthError::Session(e), None))?;
+    crate::consent::restore_asked(session, asked);
     Ok(Completed::SignedIn(Box::new(user), pending.next, previous))
 }
 

@@ -66,6 +66,7 @@ mod caller;
 mod client_auth;
 mod client_credential;
 mod config;
+mod consent;
 pub mod csrf;
 mod error;
 mod events;
@@ -110,6 +111,7 @@ pub use config::{
     AuthConfig, AuthConfigBuilder, ConfigError, ConfigProblem, DEFAULT_API_SCOPE, DEFAULT_ROLES,
     DownstreamApi,
 };
+pub use consent::claims_challenge;
 pub use error::{AuthError, TokenError};
 pub use events::{AuthEvents, EventFuture, IdpEndpoint, NoEvents, no_event};
 pub use extract::{CurrentUser, MaybeUser, RequireRole};

@@ -188,7 +188,7 @@ async fn silent(
         now,
         BeginOptions {
             prompt: Some("none"),
-            policy: None,
+            ..BeginOptions::default()
         },
     );
     if let Err(e) = typed.push_pending(pending, now, config.pending_ttl.as_secs() as i64) {

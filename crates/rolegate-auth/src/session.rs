@@ -148,6 +148,10 @@ pub(crate) struct PendingLogin {
     /// The `prompt` sent (`none` for a silent role re-check).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt: Option<String>,
+    /// An incremental consent (or claims challenge): the scopes it added. A refusal at the
+    /// provider is then a "permission not granted" page, the session kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<Vec<String>>,
 }
 
 /// Data kept for sign-out (`id_token_hint`, `logout_hint`).
@@ -388,6 +392,7 @@ mod tests {
             created_at: 100,
             policy: None,
             prompt: None,
+            consent: None,
         }
     }
 

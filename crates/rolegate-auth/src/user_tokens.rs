@@ -67,6 +67,18 @@ pub enum UserTokenError {
     /// The refreshed ID token failed validation or names another user; the session was ended.
     #[error("the refreshed ID token was rejected: {0}")]
     InvalidIdToken(TokenError),
+    /// The downstream API asked for more claims (`WWW-Authenticate: Bearer
+    /// error="insufficient_claims", claims=..`): [`Auth::recover`] restarts sign-in with them.
+    #[error("the downstream API sent a claims challenge")]
+    ClaimsChallenge {
+        /// The scopes the refused token was for.
+        scopes: Vec<String>,
+        /// The decoded `claims` (JSON), for the authorization request's `claims` parameter.
+        claims: String,
+    },
+    /// The downstream API could not be reached.
+    #[error("the downstream API is unreachable: {0}")]
+    DownstreamUnavailable(String),
     /// The path given to a downstream call would leave the API's base URL.
     #[error("the downstream path is not under the API's base URL")]
     BadPath,
@@ -84,6 +96,8 @@ impl UserTokenError {
             | UserTokenError::RefreshRejected(_)
             | UserTokenError::InvalidIdToken(_) => StatusCode::UNAUTHORIZED,
             UserTokenError::ConsentRequired { .. } => StatusCode::FORBIDDEN,
+            UserTokenError::ClaimsChallenge { .. } => StatusCode::UNAUTHORIZED,
+            UserTokenError::DownstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
             UserTokenError::ProviderUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             UserTokenError::RefreshFailed(_) => StatusCode::BAD_GATEWAY,
             UserTokenError::UnknownApi(_)
@@ -99,6 +113,8 @@ impl UserTokenError {
             UserTokenError::UnknownApi(_) => "unknown_downstream_api",
             UserTokenError::NoRefreshToken => "no_refresh_token",
             UserTokenError::ConsentRequired { .. } => "consent_required",
+            UserTokenError::ClaimsChallenge { .. } => "claims_challenge",
+            UserTokenError::DownstreamUnavailable(_) => "downstream_unavailable",
             UserTokenError::RefreshRejected(_) => "refresh_rejected",
             UserTokenError::ProviderUnavailable(_) => "provider_unavailable",
             UserTokenError::RefreshFailed(_) => "refresh_failed",
@@ -340,17 +356,33 @@ impl Auth {
         session: &Session,
         name: &str,
     ) -> Result<Downstream, UserTokenError> {
+        self.downstream_for(req, session, name, None).await
+    }
+
+    /// [`Auth::downstream`] with a token for other `scopes` than the API's configured ones
+    /// (a page that needs more, e.g. `Calendars.Read` beside `User.Read`).
+    pub async fn downstream_for(
+        &self,
+        req: &HttpRequest,
+        session: &Session,
+        name: &str,
+        scopes: Option<&[String]>,
+    ) -> Result<Downstream, UserTokenError> {
         let api = self
             .config()
             .downstream_apis
             .get(name)
             .ok_or_else(|| UserTokenError::UnknownApi(name.to_owned()))?
             .clone();
-        let token = self.access_token(req, session, TokenFor::Api(name)).await?;
+        let scopes = scopes.map_or(api.scopes, <[String]>::to_vec);
+        let token = self
+            .access_token(req, session, TokenFor::Scopes(&scopes))
+            .await?;
         Ok(Downstream {
             http: self.inner.downstream_http.clone(),
             base: api.base_url,
             token,
+            scopes,
         })
     }
 }
@@ -362,6 +394,7 @@ pub struct Downstream {
     http: reqwest::Client,
     base: Url,
     token: String,
+    scopes: Vec<String>,
 }
 
 impl std::fmt::Debug for Downstream {
@@ -387,6 +420,41 @@ impl Downstream {
     pub fn get(&self, path: &str) -> Result<reqwest::RequestBuilder, UserTokenError> {
         self.request(reqwest::Method::GET, path)
     }
+
+    /// Sends a request built here. A `401` with a claims challenge becomes
+    /// [`UserTokenError::ClaimsChallenge`] (hand it to [`Auth::recover`]); any other answer is
+    /// the caller's to read.
+    pub async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, UserTokenError> {
+        let response = request
+            .send()
+            .await
+            .map_err(|e| UserTokenError::DownstreamUnavailable(without_url(&e)))?;
+        if response.status() == reqwest::StatusCode::UNAUTHORIZED
+            && let Some(claims) = crate::consent::claims_challenge(response.headers())
+        {
+            tracing::info!(base = %self.base, "the downstream API sent a claims challenge");
+            return Err(UserTokenError::ClaimsChallenge {
+                scopes: self.scopes.clone(),
+                claims,
+            });
+        }
+        Ok(response)
+    }
+}
+
+/// A transport error's text without the URL (it may carry a query string).
+fn without_url(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    kind.to_owned()
 }
 
 /// `base` + `path`, refused unless it stays on the same origin and under the base path.
