@@ -466,6 +466,40 @@ export function configuration({ jwks, cookieKeys, rpPublicUrl }) {
   };
 }
 
+/**
+ * `POST /dev/users/{login}/roles` with `{"roles": [...]}` (or `{"roles": null}` for no roles
+ * claim): changes a test user's app roles, as an admin would in Entra's Enterprise
+ * applications, so live-role re-checks can be seen. DEVELOPMENT ONLY, like the whole IdP.
+ */
+function devAdmin(req, res) {
+  const m = /^\/dev\/users\/([a-z]+)\/roles$/.exec((req.url || '').split('?')[0]);
+  if (!m) return false;
+  const reply = (status, body) => {
+    res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+    res.end(JSON.stringify(body));
+  };
+  const user = findByLogin(m[1]);
+  if (!user) return reply(404, { error: 'no such user' });
+  if (req.method !== 'POST') return reply(405, { error: 'POST only' });
+  const chunks = [];
+  req.on('data', (c) => chunks.push(c));
+  req.on('end', () => {
+    let roles;
+    try {
+      ({ roles } = JSON.parse(Buffer.concat(chunks).toString('utf8')));
+    } catch {
+      return reply(400, { error: 'body must be JSON {"roles": [...]}' });
+    }
+    if (roles !== null && !(Array.isArray(roles) && roles.every((r) => typeof r === 'string'))) {
+      return reply(400, { error: 'roles must be a list of strings or null' });
+    }
+    user.roles = roles === null ? undefined : roles;
+    console.log(`idp roles of ${user.login} set to ${describeRoles(user)}`);
+    return reply(200, { login: user.login, roles: user.roles ?? null });
+  });
+  return true;
+}
+
 async function main() {
   const { jwks, cookieKeys } = await loadOrCreateKeys(DATA_DIR);
 
@@ -482,6 +516,7 @@ async function main() {
         console.log(`idp ${req.method} ${path} ${res.statusCode} ${ms.toFixed(1)}ms`);
       });
     }
+    if (devAdmin(req, res) !== false) return;
     if (entra && entra.handle(req, res) !== false) return;
     if (graph && graph.handle(req, res) !== false) return;
     handler(req, res);
