@@ -1,11 +1,13 @@
-// Single sign-out (issue 12, item 6) in real browsers against the dev IdP (oidc-provider with
-// back-channel logout): signing out at the IdP, not at rolegate, ends alice's rolegate sessions
-// in both of her browsers, and nobody else's.
+// Single sign-out (issue 12, item 6) in real browsers against the dev IdP: signing out at the
+// IdP (oidc-provider, back-channel logout), not at rolegate, ends alice's rolegate sessions in
+// both of her browsers and nobody else's; and Entra's front-channel logout (the Entra-shaped
+// authority's sign-out page frames /frontchannel-logout?iss=..&sid=..) ends that browser's.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 
-import { startStack, signIn, shot } from './harness.mjs';
+import { startStack, signIn, submitIdpLogin, shot } from './harness.mjs';
+import { TENANT_ID } from '../dev/idp/users.mjs';
 
 let stack;
 
@@ -56,5 +58,55 @@ test('alice in two browsers signs out at the IdP: both rolegate sessions end, bo
     assert.match(idpLog, /back-channel logout of \S+ sent to rolegate-dev/);
   } finally {
     await Promise.all([first, second, bob].map((b) => b.context.close().catch(() => {})));
+  }
+});
+
+test('Entra front-channel logout: the sign-out page frames /frontchannel-logout and ends that sid only', async () => {
+  const entra = await startStack({
+    name: 'single-signout-entra',
+    rolegateEnv: (idpUrl) => ({
+      APP__AUTH__AUTHORITY: `${idpUrl}/organizations/v2.0`,
+      APP__AUTH__ALLOWED_TENANTS: TENANT_ID,
+    }),
+  });
+  const opened = [];
+  const entraBrowser = async (login) => {
+    const context = await entra.browser.newContext();
+    opened.push(context);
+    const page = await context.newPage();
+    await page.goto(`${entra.appUrl}/login`);
+    await page.locator('a#sign-in').click();
+    await page.waitForURL((u) => u.pathname.endsWith('/oauth2/v2.0/authorize'));
+    const callback = page.waitForResponse((r) => new URL(r.url()).pathname === '/getAToken');
+    await submitIdpLogin(page, login);
+    assert.equal((await callback).status(), 302, `${login} signs in`);
+    return page;
+  };
+  const status = async (page) => (await page.request.get(`${entra.appUrl}/api/me`)).status();
+  try {
+    const first = await entraBrowser('alice');
+    const second = await entraBrowser('alice');
+    assert.equal(await status(first), 200);
+
+    // Sign out at the Entra-shaped authority itself, in the first browser.
+    const framed = first.waitForResponse((r) => new URL(r.url()).pathname === '/frontchannel-logout');
+    await first.goto(`${entra.idpUrl}/organizations/oauth2/v2.0/logout`);
+    const frame = await framed;
+    assert.equal(frame.status(), 200);
+    const headers = frame.headers();
+    assert.match(headers['content-security-policy'], new RegExp(`frame-ancestors ${new URL(entra.idpUrl).origin}`));
+    assert.equal(headers['x-frame-options'], undefined, 'the IdP may frame this route');
+    const q = new URL(frame.url()).searchParams;
+    assert.equal(q.get('iss'), `${entra.idpUrl}/${TENANT_ID}/v2.0`, "the user's tenant issuer");
+    await first.locator('#idp-signed-out').waitFor();
+    await shot(first, 'sso-03-entra-signed-out');
+
+    assert.equal(await status(first), 401, 'the browser that signed out at Entra');
+    assert.equal(await status(second), 200, "another browser is another Entra session (sid)");
+    const log = readFileSync(entra.logs.rolegate, 'utf8');
+    assert.match(log, /signed out at the identity provider \(front-channel\)/);
+  } finally {
+    await Promise.all(opened.map((c) => c.close().catch(() => {})));
+    await entra.stop();
   }
 });

@@ -117,7 +117,8 @@ export function ensureClientCertificate(dataDir) {
 function clients(rp) {
   const web = { redirect_uris: [`${rp}/getAToken`], post_logout_redirect_uris: [`${rp}/login`, `${rp}/`] };
   return {
-    'rolegate-dev': { ...web, auth: 'secret', secret: 'rolegate-dev-secret' },
+    // Entra's "Front-channel logout URL" of the app registration.
+    'rolegate-dev': { ...web, auth: 'secret', secret: 'rolegate-dev-secret', frontchannel_logout_uri: `${rp}/frontchannel-logout` },
     'rolegate-cli': { redirect_uris: ['http://127.0.0.1/cli-callback'], post_logout_redirect_uris: [], auth: 'none' },
     [CERT_CLIENT_ID]: { ...web, auth: 'private_key_jwt' },
     'rolegate-daemon': { auth: 'secret', secret: 'rolegate-daemon-secret', appRoles: ['DemoApp.Read'], redirect_uris: [], post_logout_redirect_uris: [] },
@@ -176,6 +177,9 @@ export async function createEntra({ port, dataDir, rpPublicUrl, log = () => {} }
   const codes = new Map(); // code -> { txn, user, tenant, sid }
   const refresh = new Map(); // refresh token -> { user, tenant, clientId, scope, sid }
   const seenJti = new Map(); // assertion jti -> exp
+  // Browser sessions, as Entra keeps them: cookie `entra_sso` = sid, shared by every app the
+  // browser signs in to; sid -> Map(clientId -> issuer) for front-channel logout.
+  const sessions = new Map();
   const servicePrincipalOid = (clientId, tid) => guidOf(`sp:${tid}:${clientId}`);
 
   const sign = (payload, typ = 'JWT') => new jose.SignJWT(payload)
@@ -382,8 +386,13 @@ export async function createEntra({ port, dataDir, rpPublicUrl, log = () => {} }
     if (t.policy === 'B2C_1_profileedit' && displayName) user.name = displayName.slice(0, 64);
     txns.delete(txnId);
     const code = opaque();
-    codes.set(code, { txn, user, tenant: t, sid: randomUUID(), created: now() });
+    const known = ssoCookie(req);
+    const sid = known && sessions.has(known) ? known : randomUUID();
+    if (!sessions.has(sid)) sessions.set(sid, new Map());
+    sessions.get(sid).set(txn.client_id, t.issuerFor(user.tid));
+    codes.set(code, { txn, user, tenant: t, sid, created: now() });
     log(`entra signed in ${user.login} (tid ${user.tid}) for ${txn.client_id}`);
+    res.setHeader('set-cookie', `entra_sso=${sid}; Path=/; HttpOnly; SameSite=Lax`);
     return redirectBack(res, txn.redirect_uri, { code, state: txn.state, ...(t.kind === 'organizations' || t.tid ? { session_state: randomUUID() } : {}) });
   }
 
@@ -448,15 +457,48 @@ export async function createEntra({ port, dataDir, rpPublicUrl, log = () => {} }
     return oauthError(res, 400, 'unsupported_grant_type', `AADSTS70003: grant_type ${grant} is not supported`);
   }
 
+  function ssoCookie(req) {
+    const m = /(?:^|;\s*)entra_sso=([0-9a-f-]{36})(?:;|$)/.exec(req.headers.cookie || '');
+    return m ? m[1] : undefined;
+  }
+
+  /**
+   * Like Entra: ends the browser's session and loads every signed-in app's front-channel
+   * logout URL (`?iss=..&sid=..`) in a hidden frame, then goes on to the registered
+   * post_logout_redirect_uri (or says "signed out").
+   */
   function logout(t, req, res, url) {
     const q = url.searchParams;
     const target = q.get('post_logout_redirect_uri');
-    if (!target) return page(res, 200, 'Signed out', '<h1 id="idp-signed-out">You signed out of your account</h1>');
-    const registered = Object.values(reg).some((c) => c.post_logout_redirect_uris.includes(target));
+    const registered = !target || Object.values(reg).some((c) => c.post_logout_redirect_uris.includes(target));
     if (!registered) return page(res, 400, 'Error', `<h1>AADSTS50011</h1><p id="entra-error">post_logout_redirect_uri ${esc(target)} is not registered.</p>`);
-    const u = new URL(target);
-    if (q.get('state')) u.searchParams.set('state', q.get('state'));
-    return redirect(res, u.href);
+    let next;
+    if (target) {
+      next = new URL(target);
+      if (q.get('state')) next.searchParams.set('state', q.get('state'));
+    }
+    const sid = ssoCookie(req);
+    const apps = sid ? [...(sessions.get(sid) || new Map())] : [];
+    if (sid) sessions.delete(sid);
+    const frames = apps
+      .filter(([clientId]) => reg[clientId]?.frontchannel_logout_uri)
+      .map(([clientId, iss]) => {
+        const f = new URL(reg[clientId].frontchannel_logout_uri);
+        f.searchParams.set('iss', iss);
+        f.searchParams.set('sid', sid);
+        log(`entra front-channel logout of sid ${sid} at ${clientId}`);
+        return f.href;
+      });
+    res.setHeader('set-cookie', 'entra_sso=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0');
+    if (!frames.length && next) return redirect(res, next.href);
+    const iframes = frames.map((f) => `<iframe class="frontchannel" hidden src="${esc(f)}"></iframe>`).join('');
+    const onward = next ? `<p><a id="continue" href="${esc(next.href)}">Continue</a></p>` : '';
+    // Go on once every frame has loaded (the page's load event waits for its frames), as Entra
+    // waits for them too.
+    const script = next
+      ? `<script>window.addEventListener('load',()=>{location.href=${JSON.stringify(next.href)};});</script>`
+      : '';
+    return page(res, 200, 'Signed out', `<h1 id="idp-signed-out">You signed out of your account</h1>${iframes}${onward}${script}`);
   }
 
   // Longest prefix first (B2C keys have two segments).
