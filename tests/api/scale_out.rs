@@ -372,3 +372,45 @@ async fn a_back_channel_logout_received_by_b_ends_the_session_used_on_a() {
         .unwrap();
     assert_eq!(other.len(), 1);
 }
+
+#[tokio::test]
+async fn tokens_are_unreadable_in_the_raw_redis_entry() {
+    let Some(redis) = RedisChild::start() else {
+        return;
+    };
+    let app = shared(&redis).await;
+    app.sign_in("alice").await;
+    let id_token = match app.idp.state.lock().unwrap().reply.clone() {
+        crate::fake_idp::TokenReply::IdToken(t) => t,
+        _ => unreachable!(),
+    };
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("rolegate:s:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut signed_in = 0;
+    for key in keys {
+        let raw: String = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if !raw.contains("rg.user") {
+            continue;
+        }
+        signed_in += 1;
+        for secret in [
+            "refresh-token-secret",
+            "opaque-access-token",
+            id_token.as_str(),
+            id_token.split('.').nth(1).unwrap(),
+        ] {
+            assert!(!raw.contains(secret), "{secret} in the Redis entry {key}");
+        }
+        assert!(raw.contains("rg.tok"), "the sealed tokens are there: {raw}");
+    }
+    assert_eq!(signed_in, 1);
+}

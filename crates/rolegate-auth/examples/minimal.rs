@@ -41,6 +41,8 @@ async fn main() -> std::io::Result<()> {
     let auth =
         auth(&authority, &id, &secret, "http://127.0.0.1:8000").map_err(std::io::Error::other)?;
     let (store, key) = (MemoryStore::new(), Key::generate());
+    // Single sign-out: the provider's back- and front-channel logouts end sessions here.
+    let auth = auth.with_session_end(store.clone());
     HttpServer::new(move || {
         App::new()
             .wrap(auth.route_rules())

@@ -14,6 +14,9 @@
 //! 3. Call [`Auth::configure`]: it registers `{base_path}/login`, the callback
 //!    (`{base_path}/getAToken`) and `{base_path}/logout` (`GET`: a "Sign out?" page; `POST` with
 //!    the session's [`csrf::token`] as form field `csrf_token`: signs out).
+//!    With [`Auth::with_session_end`] (the store implements [`SessionEnd`]; [`MemoryStore`]
+//!    does) it also mounts `{base_path}/backchannel-logout` and `{base_path}/frontchannel-logout`,
+//!    so signing out at the provider ends the sessions here too.
 //! 4. Protect routes in any of three ways, which compose (all that apply must allow):
 //!    an extractor on a handler ([`CurrentUser`], [`MaybeUser`], [`RequireRole<Write>`]);
 //!    [`RequireRoleLayer`] on a scope; or route rules in the configuration, enforced by

@@ -90,6 +90,9 @@ impl SessionStore for MemoryStore {
                     *entry = (state, until(ttl));
                     return Ok(key);
                 }
+                // Ended while this request ran (sign-out elsewhere, single sign-out): a
+                // signed-in session is never brought back under a new id.
+                None if state.contains_key(crate::SESSION_USER_KEY) => return Ok(key),
                 None => state,
             }
         };
@@ -109,5 +112,83 @@ impl SessionStore for MemoryStore {
     async fn delete(&self, key: &SessionKey) -> Result<(), anyhow::Error> {
         self.lock()?.remove(key.as_ref());
         Ok(())
+    }
+}
+
+/// The signed-in user's `sub` and `sid`, as the session stores them.
+fn ids(state: &State) -> (Option<String>, Option<String>) {
+    #[derive(serde::Deserialize)]
+    struct Ids {
+        sub: Option<String>,
+        sid: Option<String>,
+    }
+    state
+        .get(crate::SESSION_USER_KEY)
+        .and_then(|raw| serde_json::from_str::<Ids>(raw).ok())
+        .map_or((None, None), |i| (i.sub, i.sid))
+}
+
+impl MemoryStore {
+    /// Removes every session whose user `matches`; returns how many went.
+    fn end_where(
+        &self,
+        matches: impl Fn(Option<&str>, Option<&str>) -> bool,
+    ) -> Result<u64, String> {
+        let mut entries = self.lock().map_err(|e| e.to_string())?;
+        let before = entries.len();
+        entries.retain(|_, (state, _)| {
+            let (sub, sid) = ids(state);
+            !matches(sub.as_deref(), sid.as_deref())
+        });
+        Ok((before - entries.len()) as u64)
+    }
+}
+
+/// Single sign-out for one process: [`crate::Auth::with_session_end`]`(store.clone())`.
+impl crate::SessionEnd for MemoryStore {
+    fn end_sid(&self, sid: String, sub: Option<String>) -> crate::EndFuture {
+        let ended = self.end_where(|s, d| {
+            d == Some(sid.as_str()) && sub.as_deref().is_none_or(|want| s == Some(want))
+        });
+        Box::pin(std::future::ready(ended))
+    }
+
+    fn end_sub(&self, sub: String) -> crate::EndFuture {
+        let ended = self.end_where(|s, _| s == Some(sub.as_str()));
+        Box::pin(std::future::ready(ended))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SessionEnd;
+
+    fn signed_in(sub: &str, sid: &str) -> State {
+        let user = serde_json::json!({"sub": sub, "sid": sid}).to_string();
+        HashMap::from([(crate::SESSION_USER_KEY.to_owned(), user)])
+    }
+
+    #[actix_web::test]
+    async fn single_sign_out_ends_by_sid_or_by_sub_and_nothing_comes_back() {
+        let store = MemoryStore::new();
+        let ttl = Duration::minutes(5);
+        let a1 = store.save(signed_in("alice", "s1"), &ttl).await.unwrap();
+        store.save(signed_in("alice", "s2"), &ttl).await.unwrap();
+        store.save(signed_in("bob", "s3"), &ttl).await.unwrap();
+        assert_eq!(store.end_sid("s1".into(), Some("bob".into())).await, Ok(0));
+        assert_eq!(store.end_sid("s1".into(), None).await, Ok(1));
+        assert_eq!(store.len(), 2);
+        // A request that read the ended session cannot write it back.
+        let raw = a1.as_ref().to_owned();
+        let back = store
+            .update(a1, signed_in("alice", "s1"), &ttl)
+            .await
+            .unwrap();
+        assert_eq!(back.as_ref(), raw);
+        assert!(store.load(&back).await.unwrap().is_none());
+        assert_eq!(store.len(), 2);
+        assert_eq!(store.end_sub("alice".into()).await, Ok(1));
+        assert_eq!(store.len(), 1, "bob stays");
     }
 }
