@@ -31,7 +31,8 @@ fn main() -> ExitCode {
     };
     let result = match command {
         Command::Serve => {
-            telemetry::init_with(&loaded.settings.log.filter, loaded.settings.log.format);
+            let _logs =
+                telemetry::init_with(&loaded.settings.log.filter, loaded.settings.log.format);
             runtime.block_on(serve(loaded))
         }
         Command::CheckConfig { online } => {
@@ -39,7 +40,8 @@ fn main() -> ExitCode {
             return check_config(&loaded, report);
         }
         Command::Migrate => {
-            telemetry::init_with(&loaded.settings.log.filter, loaded.settings.log.format);
+            let _logs =
+                telemetry::init_with(&loaded.settings.log.filter, loaded.settings.log.format);
             runtime.block_on(migrate(loaded))
         }
         // Operator commands print their results on stdout: no log lines there.

@@ -25,15 +25,34 @@ use crate::net::TrustedProxies;
 
 /// Installs the text subscriber; `RUST_LOG` overrides `log.filter`.
 pub fn init(filter: &str) {
-    init_with(filter, LogFormat::Text);
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_test_writer()
+        .try_init();
 }
 
-/// Installs the subscriber in `log.format`; `RUST_LOG` overrides `log.filter`.
-pub fn init_with(filter: &str, format: LogFormat) {
+/// Keeps the log writer's thread running; dropping it flushes every buffered line. Hold it
+/// until the process is done (`main` does).
+#[must_use = "dropping the guard stops the log writer"]
+pub struct LogGuard(#[allow(dead_code)] tracing_appender::non_blocking::WorkerGuard);
+
+/// Installs the subscriber in `log.format` with a non-blocking writer: request threads hand
+/// each line to a writer thread instead of waiting on stdout. It is not lossy: only when
+/// 128k lines are waiting (stdout stalled) does a request wait, so no line is dropped.
+/// `RUST_LOG` overrides `log.filter`.
+pub fn init_with(filter: &str, format: LogFormat) -> LogGuard {
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("rolegate-log")
+        .finish(std::io::stdout());
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
     let _ = match format {
         LogFormat::Text => builder
             .with_target(false)
@@ -44,6 +63,7 @@ pub fn init_with(filter: &str, format: LogFormat) {
             .event_format(JsonLines)
             .try_init(),
     };
+    LogGuard(guard)
 }
 
 /// `log.format = json`: one flat JSON object a line, `time`, `level`, `target`, `message`,
