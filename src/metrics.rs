@@ -226,9 +226,23 @@ pub fn method_label(method: &Method) -> &'static str {
 }
 
 /// The route label: the matched pattern (`/notes/{id}/delete`), never the raw path.
-pub fn route_label(req: &HttpRequest) -> String {
-    req.match_pattern().unwrap_or_else(|| UNMATCHED.to_owned())
+pub fn route_label(req: &HttpRequest) -> std::rc::Rc<str> {
+    use actix_web::HttpMessage as _;
+    // Metrics and the request log both need it: matched once, kept in the request (matching
+    // the resource map twice cost about 1.5 % of a signed-in page).
+    if let Some(RouteLabel(label)) = req.extensions().get::<RouteLabel>() {
+        return label.clone();
+    }
+    let label: std::rc::Rc<str> = req
+        .match_pattern()
+        .unwrap_or_else(|| UNMATCHED.to_owned())
+        .into();
+    req.extensions_mut().insert(RouteLabel(label.clone()));
+    label
 }
+
+/// A request's [`route_label`], once computed.
+struct RouteLabel(std::rc::Rc<str>);
 
 /// Counts every request by route pattern, method and status, with its latency; runs the
 /// request with the app's metrics as [`CURRENT`].

@@ -159,6 +159,9 @@ pub async fn log_requests(
     let started = Instant::now();
     let id = oauth2::CsrfToken::new_random_len(9).into_secret();
     req.extensions_mut().insert(RequestId(id.clone()));
+    if !tracing::enabled!(tracing::Level::INFO) {
+        return quiet(req, next, id, started).await;
+    }
     let method = req.method().clone();
     let path = req.path().to_owned();
     let route = crate::metrics::route_label(req.request());
@@ -194,6 +197,40 @@ pub async fn log_requests(
             let user_id = "";
             let error = Escaped(&err);
             tracing::warn!(%method, %path, %route, status, latency_us, %client_ip, %user_id, %error, "request failed");
+            let headers = request_id
+                .map(|v| vec![(HeaderName::from_static("x-request-id"), v)])
+                .unwrap_or_default();
+            Err(WithHeaders::wrap(err, Rc::new(headers)))
+        }
+    }
+}
+
+/// [`log_requests`] when the filter drops info lines (`log.filter = warn`): no request line to
+/// build, so nothing of it is computed; a failed request is still logged at warn.
+async fn quiet<B: MessageBody>(
+    req: ServiceRequest,
+    next: Next<B>,
+    id: String,
+    started: Instant,
+) -> Result<ServiceResponse<B>, Error> {
+    let method = req.method().clone();
+    let path = req.path().to_owned();
+    let route = crate::metrics::route_label(req.request());
+    let request_id = HeaderValue::from_str(&id).ok();
+    match next.call(req).await {
+        Ok(mut response) => {
+            if let Some(value) = request_id {
+                response
+                    .headers_mut()
+                    .insert(HeaderName::from_static("x-request-id"), value);
+            }
+            Ok(response)
+        }
+        Err(err) => {
+            let status = err.as_response_error().status_code().as_u16();
+            let latency_us = started.elapsed().as_micros() as u64;
+            let (method, path, error) = (Escaped(method), Escaped(path), Escaped(&err));
+            tracing::warn!(request_id = %id, %method, %path, %route, status, latency_us, %error, "request failed");
             let headers = request_id
                 .map(|v| vec![(HeaderName::from_static("x-request-id"), v)])
                 .unwrap_or_default();
