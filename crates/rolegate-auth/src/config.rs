@@ -24,6 +24,9 @@ pub struct AuthConfig {
     pub(crate) credential: ClientCredential,
     pub(crate) login_path: String,
     pub(crate) logout_path: String,
+    /// Single sign-out routes, built once: the route rules compare every request's path.
+    backchannel_logout_path: String,
+    frontchannel_logout_path: String,
     pub(crate) redirect_url: Url,
     pub(crate) post_logout_redirect_url: Url,
     pub(crate) scopes: Vec<String>,
@@ -193,13 +196,13 @@ impl AuthConfig {
     }
 
     /// `{base_path}/backchannel-logout`: where a provider POSTs logout tokens.
-    pub fn backchannel_logout_path(&self) -> String {
-        format!("{}/backchannel-logout", self.base())
+    pub fn backchannel_logout_path(&self) -> &str {
+        &self.backchannel_logout_path
     }
 
     /// `{base_path}/frontchannel-logout`: the front-channel logout URL to register in Entra.
-    pub fn frontchannel_logout_path(&self) -> String {
-        format!("{}/frontchannel-logout", self.base())
+    pub fn frontchannel_logout_path(&self) -> &str {
+        &self.frontchannel_logout_path
     }
 
     fn base(&self) -> &str {
@@ -966,6 +969,8 @@ impl AuthConfigBuilder {
             api_scopes,
             login_path: format!("{base_path}/login"),
             logout_path: format!("{base_path}/logout"),
+            backchannel_logout_path: format!("{base_path}/backchannel-logout"),
+            frontchannel_logout_path: format!("{base_path}/frontchannel-logout"),
             authority,
             client_id,
             credential,
@@ -1128,6 +1133,8 @@ mod tests {
         assert_eq!(c.login_path(), "/auth/login");
         assert_eq!(c.logout_path(), "/auth/logout");
         assert_eq!(c.redirect_path(), "/auth/getAToken");
+        assert_eq!(c.backchannel_logout_path(), "/auth/backchannel-logout");
+        assert_eq!(c.frontchannel_logout_path(), "/auth/frontchannel-logout");
         assert_eq!(
             c.post_logout_redirect_url.as_str(),
             "https://app.example/auth/login"

@@ -205,11 +205,11 @@ impl Auth {
             .route(config.logout_path(), web::post().to(handlers::logout));
         if self.single_sign_out() {
             cfg.route(
-                &config.backchannel_logout_path(),
+                config.backchannel_logout_path(),
                 web::post().to(single_sign_out::back_channel),
             )
             .route(
-                &config.frontchannel_logout_path(),
+                config.frontchannel_logout_path(),
                 web::get().to(single_sign_out::front_channel),
             );
         }
