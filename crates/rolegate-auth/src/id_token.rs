@@ -296,17 +296,7 @@ pub(crate) fn check_claims(
     if claims.sub.trim().is_empty() {
         return Err(TokenError::MissingClaim("sub".into()));
     }
-    if claims.aud.values().is_empty() {
-        return Err(TokenError::MissingClaim("aud".into()));
-    }
-    if claims
-        .aud
-        .values()
-        .iter()
-        .any(|a| !expect.audiences.contains(a))
-    {
-        return Err(TokenError::UntrustedAudience);
-    }
+    check_audiences(claims, expect.audiences)?;
     if let Some(client_id) = expect.authorized_party {
         match &claims.azp {
             Some(azp) if azp != client_id => return Err(TokenError::WrongAuthorizedParty),
@@ -332,6 +322,17 @@ pub(crate) fn check_claims(
             Some(n) if constant_time_eq(n.as_bytes(), expected_nonce.as_bytes()) => {}
             _ => return Err(TokenError::NonceMismatch),
         }
+    }
+    Ok(())
+}
+
+/// `aud` is present and every value in it is trusted (jsonwebtoken only checks that one is).
+pub(crate) fn check_audiences(claims: &Claims, trusted: &[String]) -> Result<(), TokenError> {
+    if claims.aud.values().is_empty() {
+        return Err(TokenError::MissingClaim("aud".into()));
+    }
+    if claims.aud.values().iter().any(|a| !trusted.contains(a)) {
+        return Err(TokenError::UntrustedAudience);
     }
     Ok(())
 }

@@ -183,17 +183,7 @@ fn check(
     expect: &Expectations<'_>,
     now: i64,
 ) -> Result<Logout, LogoutTokenError> {
-    if claims.aud.values().is_empty() {
-        return Err(TokenError::MissingClaim("aud".into()).into());
-    }
-    if claims
-        .aud
-        .values()
-        .iter()
-        .any(|a| !expect.audiences.contains(a))
-    {
-        return Err(TokenError::UntrustedAudience.into());
-    }
+    id_token::check_audiences(claims, expect.audiences)?;
     issuer.check(claims)?;
     expect
         .allowed_tenants
