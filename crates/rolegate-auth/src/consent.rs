@@ -213,19 +213,8 @@ impl Auth {
             | UserTokenError::InvalidIdToken(_)
                 if !crate::wants_json(req) =>
             {
-                let next = safe_next(req.uri().path_and_query().map_or("/", |pq| pq.as_str()));
-                let login = url::form_urlencoded::Serializer::new(String::new())
-                    .append_pair("next", &next)
-                    .finish();
-                Some(
-                    HttpResponse::Found()
-                        .insert_header((
-                            header::LOCATION,
-                            format!("{}?{login}", self.config().login_path()),
-                        ))
-                        .insert_header((header::CACHE_CONTROL, "no-store"))
-                        .finish(),
-                )
+                // The same answer as an anonymous caller of a guarded page gets.
+                Some(crate::reject::respond(req, self, crate::reject::Rejection::Anonymous).await)
             }
             _ => None,
         }
