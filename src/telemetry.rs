@@ -178,31 +178,21 @@ pub async fn log_requests(
     let latency_us = started.elapsed().as_micros() as u64;
     let method = Escaped(method);
     let path = Escaped(path);
-    let request_id = HeaderValue::from_str(&id).ok();
-    match result {
-        Ok(mut response) => {
+    match &result {
+        Ok(response) => {
             let status = response.status().as_u16();
             let user_id = user_id(response.request());
             tracing::info!(%method, %path, %route, status, latency_us, %client_ip, %user_id, "request");
-            if let Some(value) = request_id {
-                response
-                    .headers_mut()
-                    .insert(HeaderName::from_static("x-request-id"), value);
-            }
-            Ok(response)
         }
         Err(err) => {
             let status = err.as_response_error().status_code().as_u16();
             // An `Err` carries no request, so no resolved user either.
             let user_id = "";
-            let error = Escaped(&err);
+            let error = Escaped(err);
             tracing::warn!(%method, %path, %route, status, latency_us, %client_ip, %user_id, %error, "request failed");
-            let headers = request_id
-                .map(|v| vec![(HeaderName::from_static("x-request-id"), v)])
-                .unwrap_or_default();
-            Err(WithHeaders::wrap(err, Rc::new(headers)))
         }
     }
+    with_request_id(result, &id)
 }
 
 /// [`log_requests`] when the filter drops info lines (`log.filter = warn`): no request line to
@@ -216,24 +206,32 @@ async fn quiet<B: MessageBody>(
     let method = req.method().clone();
     let path = req.path().to_owned();
     let route = crate::metrics::route_label(req.request());
-    let request_id = HeaderValue::from_str(&id).ok();
-    match next.call(req).await {
+    let result = next.call(req).await;
+    if let Err(err) = &result {
+        let status = err.as_response_error().status_code().as_u16();
+        let latency_us = started.elapsed().as_micros() as u64;
+        let (method, path, error) = (Escaped(method), Escaped(path), Escaped(err));
+        tracing::warn!(request_id = %id, %method, %path, %route, status, latency_us, %error, "request failed");
+    }
+    with_request_id(result, &id)
+}
+
+/// Puts `x-request-id` on the answer, a response or an error's (see [`WithHeaders`]).
+fn with_request_id<B>(
+    result: Result<ServiceResponse<B>, Error>,
+    id: &str,
+) -> Result<ServiceResponse<B>, Error> {
+    let name = HeaderName::from_static("x-request-id");
+    let value = HeaderValue::from_str(id).ok();
+    match result {
         Ok(mut response) => {
-            if let Some(value) = request_id {
-                response
-                    .headers_mut()
-                    .insert(HeaderName::from_static("x-request-id"), value);
+            if let Some(value) = value {
+                response.headers_mut().insert(name, value);
             }
             Ok(response)
         }
         Err(err) => {
-            let status = err.as_response_error().status_code().as_u16();
-            let latency_us = started.elapsed().as_micros() as u64;
-            let (method, path, error) = (Escaped(method), Escaped(path), Escaped(&err));
-            tracing::warn!(request_id = %id, %method, %path, %route, status, latency_us, %error, "request failed");
-            let headers = request_id
-                .map(|v| vec![(HeaderName::from_static("x-request-id"), v)])
-                .unwrap_or_default();
+            let headers = value.map(|v| vec![(name, v)]).unwrap_or_default();
             Err(WithHeaders::wrap(err, Rc::new(headers)))
         }
     }
