@@ -80,21 +80,13 @@ async fn profile(
     _user: RequireRole<Read>,
     templates: web::Data<Arc<Templates>>,
 ) -> HttpResponse {
-    let Some(auth) = req.app_data::<Auth>() else {
-        return HttpResponse::InternalServerError().finish();
+    let page = GraphPage {
+        scopes: None,
+        path: "/me",
+        template: "profile.html",
+        key: "me",
     };
-    let me = match auth.downstream(&req, &session, GRAPH).await {
-        Ok(graph) => read::<GraphUser>(&graph, "/me").await,
-        Err(e) => Err(e.into()),
-    };
-    match me {
-        Ok(me) => {
-            let mut ctx = base_context(&req);
-            ctx.insert("me", &me);
-            templates.page(StatusCode::OK, "profile.html", &ctx)
-        }
-        Err(e) => failed(&req, &session, auth, &templates, e).await,
-    }
+    page.show::<GraphUser>(&req, &session, &templates).await
 }
 
 async fn events(
@@ -103,24 +95,47 @@ async fn events(
     _user: RequireRole<Read>,
     templates: web::Data<Arc<Templates>>,
 ) -> HttpResponse {
-    let Some(auth) = req.app_data::<Auth>() else {
-        return HttpResponse::InternalServerError().finish();
-    };
     let scopes: Vec<String> = CALENDAR_SCOPES.iter().map(|s| s.to_string()).collect();
-    let events = match auth
-        .downstream_for(&req, &session, GRAPH, Some(&scopes))
-        .await
-    {
-        Ok(graph) => read::<GraphEvents>(&graph, "/me/events").await,
-        Err(e) => Err(e.into()),
+    let page = GraphPage {
+        scopes: Some(&scopes),
+        path: "/me/events",
+        template: "events.html",
+        key: "events",
     };
-    match events {
-        Ok(events) => {
-            let mut ctx = base_context(&req);
-            ctx.insert("events", &events.value);
-            templates.page(StatusCode::OK, "events.html", &ctx)
+    page.show::<GraphEvents>(&req, &session, &templates).await
+}
+
+/// One Graph resource shown on a page: read with a token for `scopes` (the API's own when
+/// `None`), put into the template's context as `key`.
+struct GraphPage<'a> {
+    scopes: Option<&'a [String]>,
+    path: &'static str,
+    template: &'static str,
+    key: &'static str,
+}
+
+impl GraphPage<'_> {
+    async fn show<T: DeserializeOwned + Serialize>(
+        &self,
+        req: &HttpRequest,
+        session: &Session,
+        templates: &Templates,
+    ) -> HttpResponse {
+        let Some(auth) = req.app_data::<Auth>() else {
+            return HttpResponse::InternalServerError().finish();
+        };
+        let read = match auth.downstream_for(req, session, GRAPH, self.scopes).await {
+            Ok(graph) => read::<T>(&graph, self.path).await,
+            Err(e) => Err(e.into()),
+        };
+        match read {
+            Ok(value) => {
+                let mut ctx = base_context(req);
+                ctx.insert(self.key, &value);
+                templates.page(StatusCode::OK, self.template, &ctx)
+            }
+            Err(e) => failed(req, session, auth, templates, e).await,
         }
-        Err(e) => failed(&req, &session, auth, &templates, e).await,
     }
 }
 
