@@ -117,11 +117,12 @@ async fn every_event_is_audited_with_user_ip_and_request_id() {
     alice.sign_out().await; // sign_out
     let carol = app.same_app_new_browser();
     carol.sign_in("carol").await;
-    let logout = app.idp.sign(&serde_json::json!({
-        "iss": app.idp.issuer, "aud": crate::fake_idp::CLIENT_ID, "iat": crate::fake_idp::now(),
-        "jti": "audited-logout", "sub": "sub-carol-0001",
-        "events": { rolegate_auth::BACKCHANNEL_EVENT: {} },
-    }));
+    let logout = app.idp.sign(&crate::single_sign_out::logout_claims(
+        &app,
+        "carol",
+        None,
+        serde_json::json!({"jti": "audited-logout"}),
+    ));
     let ended = crate::single_sign_out::post_logout_token(&app.address, &logout).await;
     assert_eq!(ended.status(), 200); // provider_signed_out
 

@@ -357,6 +357,14 @@ impl FakeIdp {
         self.state.lock().unwrap().last_token_path.clone()
     }
 
+    /// The ID token the token endpoint answers with now (after a sign-in: that sign-in's).
+    pub fn last_id_token(&self) -> String {
+        match self.state.lock().unwrap().reply.clone() {
+            TokenReply::IdToken(t) => t,
+            _ => panic!("the token endpoint answers no ID token"),
+        }
+    }
+
     /// Signs `claims` with key 1 (RS256, kid `key-1`).
     pub fn sign(&self, claims: &Value) -> String {
         sign_with(

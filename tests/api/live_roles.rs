@@ -160,10 +160,7 @@ async fn tokens_are_unreadable_in_the_raw_session_row() {
     let app = recheck_every_request(15).await;
     app.sign_in("alice").await;
     assert_eq!(me(&app).await.0, 200, "a refresh stores new tokens");
-    let id_token = match app.idp.state.lock().unwrap().reply.clone() {
-        crate::fake_idp::TokenReply::IdToken(t) => t,
-        _ => unreachable!(),
-    };
+    let id_token = app.idp.last_id_token();
     let rows = session_rows(&app).await;
     assert_eq!(rows.len(), 1);
     for secret in [

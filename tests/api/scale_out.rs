@@ -322,25 +322,18 @@ async fn a_back_channel_logout_received_by_b_ends_the_session_used_on_a() {
     };
     let on_a = shared(&redis).await;
     let (b_addr, _b) = start_rolegate_app(&on_a.env).await;
-    let sign_in = |app: TestApp, sid: &'static str| async move {
-        let started = app.start_login("").await;
-        let mut claims = app.idp.claims("alice", &started.nonce);
-        claims["sid"] = serde_json::json!(sid);
-        let done = app.finish_with_token(&started, app.idp.sign(&claims)).await;
-        assert_eq!(done.status(), 302);
-        app
-    };
-    let on_a = sign_in(on_a, "sid-a").await;
-    let also_on_a = sign_in(on_a.same_app_new_browser(), "sid-other").await;
+    use crate::single_sign_out::{logout_claims, sign_in_with_sid};
+    sign_in_with_sid(&on_a, "alice", "sid-a").await;
+    let also_on_a = on_a.same_app_new_browser();
+    sign_in_with_sid(&also_on_a, "alice", "sid-other").await;
 
-    let claims = serde_json::json!({
-        "iss": on_a.idp.issuer,
-        "aud": crate::fake_idp::CLIENT_ID,
-        "iat": crate::fake_idp::now(),
-        "jti": "jti-shared-1",
-        "sid": "sid-a",
-        "events": { rolegate_auth::BACKCHANNEL_EVENT: {} },
-    });
+    // A sid-only token, as Entra-like providers with session_required send it.
+    let claims = logout_claims(
+        &on_a,
+        "alice",
+        Some("sid-a"),
+        serde_json::json!({"sub": null, "jti": "jti-shared-1"}),
+    );
     let token = on_a.idp.sign(&claims);
     let done = crate::single_sign_out::post_logout_token(&b_addr, &token).await;
     assert_eq!(done.status(), 200, "{}", done.text().await.unwrap());
@@ -380,10 +373,7 @@ async fn tokens_are_unreadable_in_the_raw_redis_entry() {
     };
     let app = shared(&redis).await;
     app.sign_in("alice").await;
-    let id_token = match app.idp.state.lock().unwrap().reply.clone() {
-        crate::fake_idp::TokenReply::IdToken(t) => t,
-        _ => unreachable!(),
-    };
+    let id_token = app.idp.last_id_token();
     let client = redis::Client::open(redis.url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")

@@ -12,7 +12,7 @@ const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 
 /// A valid logout token's claims for the cast's `sub` and `sid`; `extra` overrides, `null`
 /// removes.
-fn logout_claims(app: &TestApp, user: &str, sid: Option<&str>, extra: Value) -> Value {
+pub fn logout_claims(app: &TestApp, user: &str, sid: Option<&str>, extra: Value) -> Value {
     let mut claims = json!({
         "iss": app.idp.issuer,
         "aud": CLIENT_ID,
@@ -45,7 +45,7 @@ fn rand_suffix() -> String {
 }
 
 /// Signs in as `user` with the provider session id `sid`.
-async fn sign_in_with_sid(app: &TestApp, user: &str, sid: &str) {
+pub async fn sign_in_with_sid(app: &TestApp, user: &str, sid: &str) {
     let started = app.start_login("").await;
     let mut claims = app.idp.claims(user, &started.nonce);
     claims["sid"] = json!(sid);
