@@ -20,7 +20,7 @@ pub use self::redis::RedisSessionStore;
 pub use self::sql::SqlSessionStore;
 use crate::audit::ClientInfo;
 use crate::clock::now;
-use rolegate_auth::User;
+use rolegate_auth::{SessionIds, User};
 
 type State = HashMap<String, String>;
 
@@ -50,10 +50,10 @@ fn expires_at(ttl: &Duration) -> i64 {
 /// a flood of cookie-less `/login` requests leaves nothing long-lived behind.
 pub const ANONYMOUS_TTL: Duration = Duration::minutes(15);
 
-/// The expiry of a row holding `state`: the session TTL when signed in, else at most
+/// The expiry of a row: the session TTL when signed in, else at most
 /// [`ANONYMOUS_TTL`].
-fn expiry_of(state: &State, ttl: &Duration) -> i64 {
-    if user_sub(state).is_some() {
+fn expiry_of(signed_in: bool, ttl: &Duration) -> i64 {
+    if signed_in {
         expires_at(ttl)
     } else {
         expires_at(&(*ttl).min(ANONYMOUS_TTL))
@@ -68,33 +68,7 @@ pub(crate) struct Expiry {
 
 /// The signed-in subject, indexed so sessions can be listed and revoked per user.
 fn user_sub(state: &State) -> Option<String> {
-    user_ids(state).sub
-}
-
-/// What a signed-in state is indexed by.
-#[derive(Default)]
-struct UserIds {
-    /// The user's `sub`: sessions listed and revoked per user.
-    sub: Option<String>,
-    /// The provider's session id: ended by single sign-out.
-    sid: Option<String>,
-}
-
-/// Reads both ids with one parse of the stored user.
-fn user_ids(state: &State) -> UserIds {
-    #[derive(serde::Deserialize)]
-    struct Ids {
-        sub: Option<String>,
-        sid: Option<String>,
-    }
-    state
-        .get(rolegate_auth::SESSION_USER_KEY)
-        .and_then(|raw| serde_json::from_str::<Ids>(raw).ok())
-        .map(|ids| UserIds {
-            sub: ids.sub,
-            sid: ids.sid.filter(|s| !s.is_empty()),
-        })
-        .unwrap_or_default()
+    SessionIds::of(state).sub
 }
 
 /// A signed-in session as the admin page lists it.
@@ -351,14 +325,14 @@ impl Sessions {
         let body = serde_json::to_string(state).map_err(|e| SaveError::Serialization(e.into()))?;
         let key = new_key().map_err(SaveError::Other)?;
         let id = row_id(&key);
-        let ids = user_ids(state);
+        let ids = SessionIds::of(state);
         let sub = ids.sub;
         let row = Row {
             id: &id,
             body: &body,
             user_sub: sub.as_deref(),
             sid: ids.sid.as_deref(),
-            expires_at: expiry_of(state, ttl),
+            expires_at: expiry_of(sub.is_some(), ttl),
         };
         let ticket = self.cache.as_ref().map(|c| c.ticket());
         backend!(self, s => s.insert(&row)).map_err(SaveError::Other)?;
@@ -393,14 +367,14 @@ impl SessionStore for Sessions {
         let body =
             serde_json::to_string(&state).map_err(|e| UpdateError::Serialization(e.into()))?;
         let id = row_id(&key);
-        let ids = user_ids(&state);
+        let ids = SessionIds::of(&state);
         let sub = ids.sub;
         let row = Row {
             id: &id,
             body: &body,
             user_sub: sub.as_deref(),
             sid: ids.sid.as_deref(),
-            expires_at: expiry_of(&state, ttl),
+            expires_at: expiry_of(sub.is_some(), ttl),
         };
         if let Some(cache) = &self.cache {
             cache.remove(&id);

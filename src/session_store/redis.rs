@@ -11,7 +11,7 @@ use std::time::Duration as StdDuration;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::{ActiveSession, Expiry, Row, State, to_active, user_ids, user_sub};
+use super::{ActiveSession, Expiry, Row, State, to_active, user_sub};
 use crate::clock::now;
 
 const ACTIVE: &str = "rolegate:active";
@@ -109,7 +109,10 @@ impl RedisSessionStore {
         let state: Option<State> = raw.and_then(|r| serde_json::from_str(&r).ok());
         let mut pipe = redis::pipe();
         pipe.zrem(ACTIVE, id).ignore();
-        let ids = state.as_ref().map(user_ids).unwrap_or_default();
+        let ids = state
+            .as_ref()
+            .map(rolegate_auth::SessionIds::of)
+            .unwrap_or_default();
         if let Some(sub) = &ids.sub {
             pipe.srem(user_key(sub), id).ignore();
         }

@@ -128,7 +128,7 @@ pub use provider_check::{ProviderReport, check_provider};
 pub use reject::{ErrorBody, json_error, wants_json};
 pub use roles::{Admin, Read, Role, RoleClaim, RoleHierarchy, RoleSource, Write};
 pub use rules::{Access, RuleProblem, RuleSet, RuleSpec};
-pub use session::{SESSION_SEEN_KEY, SESSION_USER_KEY, User, resolved_user};
+pub use session::{SESSION_SEEN_KEY, SESSION_USER_KEY, SessionIds, User, resolved_user};
 pub use single_sign_out::{
     BACKCHANNEL_EVENT, EndFuture, FirstUseFuture, LogoutTokenError, SessionEnd,
 };

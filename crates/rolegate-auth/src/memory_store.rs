@@ -115,19 +115,6 @@ impl SessionStore for MemoryStore {
     }
 }
 
-/// The signed-in user's `sub` and `sid`, as the session stores them.
-fn ids(state: &State) -> (Option<String>, Option<String>) {
-    #[derive(serde::Deserialize)]
-    struct Ids {
-        sub: Option<String>,
-        sid: Option<String>,
-    }
-    state
-        .get(crate::SESSION_USER_KEY)
-        .and_then(|raw| serde_json::from_str::<Ids>(raw).ok())
-        .map_or((None, None), |i| (i.sub, i.sid))
-}
-
 impl MemoryStore {
     /// Removes every session whose user `matches`; returns how many went.
     fn end_where(
@@ -137,8 +124,8 @@ impl MemoryStore {
         let mut entries = self.lock().map_err(|e| e.to_string())?;
         let before = entries.len();
         entries.retain(|_, (state, _)| {
-            let (sub, sid) = ids(state);
-            !matches(sub.as_deref(), sid.as_deref())
+            let ids = crate::SessionIds::of(state);
+            !matches(ids.sub.as_deref(), ids.sid.as_deref())
         });
         Ok((before - entries.len()) as u64)
     }

@@ -364,6 +364,36 @@ impl AuthSession<'_> {
     }
 }
 
+/// What a server-side store indexes a session by, read from its stored user with one parse:
+/// the user's `sub` (list and revoke per user) and the provider's `sid` (single sign-out).
+/// Both `None` for an anonymous session.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SessionIds {
+    /// The signed-in user's `sub`.
+    pub sub: Option<String>,
+    /// The identity provider's session id, when the ID token had one.
+    pub sid: Option<String>,
+}
+
+impl SessionIds {
+    /// The ids of a session's state (actix-session's key-value map).
+    pub fn of(state: &std::collections::HashMap<String, String>) -> SessionIds {
+        #[derive(Deserialize)]
+        struct Ids {
+            sub: Option<String>,
+            sid: Option<String>,
+        }
+        state
+            .get(USER_KEY)
+            .and_then(|raw| serde_json::from_str::<Ids>(raw).ok())
+            .map(|ids| SessionIds {
+                sub: ids.sub,
+                sid: ids.sid.filter(|s| !s.is_empty()),
+            })
+            .unwrap_or_default()
+    }
+}
+
 /// The request's resolved caller, cached in request extensions so guards and extractors
 /// read the session once.
 #[derive(Clone)]
