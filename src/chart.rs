@@ -216,10 +216,15 @@ pub struct Rendered {
     pub svg: String,
     /// The same numbers as a table.
     pub table: ChartTable,
+    /// This rendering's number, unique in the process (the admin page keys its table by it).
+    pub serial: u64,
     writes: u64,
     hour: i64,
     at: Instant,
 }
+
+/// Renderings made so far, for [`Rendered::serial`].
+static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl ChartCache {
     /// The chart for `now`, rendered again only when stale.
@@ -243,6 +248,7 @@ impl ChartCache {
         let rendered = Arc::new(Rendered {
             svg,
             table,
+            serial: SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             writes,
             hour: now / 3600,
             at: Instant::now(),

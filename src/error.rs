@@ -27,6 +27,9 @@ pub enum AppError {
     /// A dependency (database, Redis) is down; the message names it.
     #[error("{0}")]
     Unavailable(String),
+    /// A part of a page failed to render (the template and Tera's reason are logged).
+    #[error("template {0} failed to render")]
+    Render(&'static str),
 }
 
 impl From<sqlx::Error> for AppError {
@@ -92,6 +95,7 @@ impl ResponseError for AppError {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Database(_) | AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Render(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -124,6 +128,11 @@ impl ResponseError for AppError {
                 "error.html",
                 "A service rolegate needs is unavailable",
                 "The session store is not answering. Please try again in a minute; nothing you did caused this.".to_owned(),
+            ),
+            AppError::Render(_) => (
+                "error.html",
+                "The page could not be shown",
+                "Something went wrong on our side while building this page. Please tell the administrator.".to_owned(),
             ),
         };
         match Templates::global() {

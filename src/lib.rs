@@ -1,6 +1,7 @@
 //! rolegate: the DemoApp server around the `rolegate-auth` crate (Tera pages, sqlx data,
 //! layered settings). The sign-in and role logic lives in `crates/rolegate-auth`.
 
+pub mod admin_views;
 pub mod audit;
 pub mod chart;
 pub mod clock;

@@ -2,6 +2,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use crate::error::AppError;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse};
 use rolegate_auth::{
@@ -32,6 +33,14 @@ impl Templates {
     /// The templates loaded at start-up, for error pages built outside a handler.
     pub fn global() -> Option<Arc<Templates>> {
         GLOBAL.get().cloned()
+    }
+
+    /// Renders `name`, a part of a page (`templates/admin/*.html`), to HTML text.
+    pub fn fragment(&self, name: &'static str, ctx: &Context) -> Result<String, AppError> {
+        self.tera.render(name, ctx).map_err(|e| {
+            tracing::error!(template = name, error = %e, "template render failed");
+            AppError::Render(name)
+        })
     }
 
     /// Renders `name` as an HTML response; a render failure is logged and becomes a bare 500.

@@ -7,9 +7,11 @@ use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
+use tera::Context;
 
+use crate::admin_views::{AdminViews, AuditKey, Part};
 use crate::audit::Audit;
-use crate::chart::ChartCache;
+use crate::chart::{ChartCache, Rendered};
 use crate::clock::now;
 use crate::csrf::{self, CsrfForm};
 use crate::db::audit::{self as audit_db, EVENTS, Filter};
@@ -104,8 +106,62 @@ async fn admin(
         to: day_start(&q.to, "to")?.map(|t| t + 86_400),
     };
     let page = q.page.unwrap_or(1).clamp(1, 1_000_000);
+    let fallback = AdminViews::default();
+    let views = req
+        .app_data::<web::Data<AdminViews>>()
+        .map_or(&fallback, |v| v.get_ref());
 
-    let sessions: Vec<SessionView> = sessions
+    let sessions_part = sessions_table(views, &sessions, &templates).await?;
+    let audit_key = AuditKey {
+        event: filter.event.clone(),
+        user: filter.user.clone(),
+        from: filter.from,
+        to: filter.to,
+        page,
+    };
+    let audit_part = audit_rows(views, audit_key, &filter, &pool, &templates).await?;
+    let chart = match req.app_data::<web::Data<ChartCache>>() {
+        Some(cache) => cache.get(&pool, now()).await?,
+        None => ChartCache::default().get(&pool, now()).await?,
+    };
+    let chart_rows = chart_rows(views, &chart, &templates)?;
+
+    let mut ctx = base_context(&req);
+    ctx.insert("sessions_html", &*sessions_part.html);
+    ctx.insert("audit_rows_html", &*audit_part.html);
+    ctx.insert("chart_rows_html", &*chart_rows.html);
+    ctx.insert("more", &audit_part.flag);
+    ctx.insert("page", &page);
+    ctx.insert("events", &EVENTS);
+    ctx.insert(
+        "filter",
+        &serde_json::json!({"event": q.event, "user": q.user, "from": q.from, "to": q.to}),
+    );
+    // The pager's links keep the filter, percent-encoded (a user filter may hold `&` or `#`).
+    let pager_query: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("event", &q.event)
+        .append_pair("user", &q.user)
+        .append_pair("from", &q.from)
+        .append_pair("to", &q.to)
+        .finish();
+    ctx.insert("pager_query", &pager_query);
+    ctx.insert("chart_svg", &chart.svg);
+    ctx.insert("csrf_token", &csrf::token(&session));
+    Ok(templates.page(StatusCode::OK, "admin.html", &ctx))
+}
+
+/// The sessions table (`templates/admin/sessions.html`), rendered again only when stale.
+async fn sessions_table(
+    views: &AdminViews,
+    sessions: &Sessions,
+    templates: &Templates,
+) -> Result<Part, AppError> {
+    // The stamp is read before the query: a write that lands during it makes the part stale.
+    let stamp = crate::session_store::changes();
+    if let Some(part) = views.sessions.fresh(&(), stamp) {
+        return Ok(part);
+    }
+    let rows: Vec<SessionView> = sessions
         .list_active(ADMIN_SESSIONS)
         .await?
         .into_iter()
@@ -121,7 +177,33 @@ async fn admin(
             user_agent: s.client.user_agent,
         })
         .collect();
-    let (entries, more) = audit_db::search(&pool, &filter, page).await?;
+    let capped = rows.len() as i64 >= ADMIN_SESSIONS;
+    let mut ctx = Context::new();
+    ctx.insert("sessions_capped", &capped);
+    ctx.insert("sessions", &rows);
+    let part = Part::new(
+        templates.fragment("admin/sessions.html", &ctx)?,
+        capped,
+        stamp,
+    );
+    views.sessions.keep((), part.clone());
+    Ok(part)
+}
+
+/// One page of audit rows (`templates/admin/audit_rows.html`); `flag` says whether an older
+/// page exists.
+async fn audit_rows(
+    views: &AdminViews,
+    key: AuditKey,
+    filter: &Filter,
+    pool: &Pool,
+    templates: &Templates,
+) -> Result<Part, AppError> {
+    let stamp = audit_db::writes();
+    if let Some(part) = views.audit.fresh(&key, stamp) {
+        return Ok(part);
+    }
+    let (entries, more) = audit_db::search(pool, filter, key.page).await?;
     let entries: Vec<EntryView> = entries
         .into_iter()
         .map(|e| EntryView {
@@ -138,29 +220,31 @@ async fn admin(
             detail: e.detail,
         })
         .collect();
-    let chart = match req.app_data::<web::Data<ChartCache>>() {
-        Some(cache) => cache.get(&pool, now()).await?,
-        None => ChartCache::default().get(&pool, now()).await?,
-    };
-
-    let mut ctx = base_context(&req);
-    ctx.insert(
-        "sessions_capped",
-        &(sessions.len() as i64 >= ADMIN_SESSIONS),
-    );
-    ctx.insert("sessions", &sessions);
+    let mut ctx = Context::new();
     ctx.insert("entries", &entries);
-    ctx.insert("more", &more);
-    ctx.insert("page", &page);
-    ctx.insert("events", &EVENTS);
-    ctx.insert(
-        "filter",
-        &serde_json::json!({"event": q.event, "user": q.user, "from": q.from, "to": q.to}),
+    let part = Part::new(
+        templates.fragment("admin/audit_rows.html", &ctx)?,
+        more,
+        stamp,
     );
-    ctx.insert("chart_svg", &chart.svg);
+    views.audit.keep(key, part.clone());
+    Ok(part)
+}
+
+/// The chart table's rows (`templates/admin/chart_rows.html`) for one chart rendering.
+fn chart_rows(
+    views: &AdminViews,
+    chart: &Arc<Rendered>,
+    templates: &Templates,
+) -> Result<Part, AppError> {
+    if let Some(part) = views.chart.fresh(&chart.serial, 0) {
+        return Ok(part);
+    }
+    let mut ctx = Context::new();
     ctx.insert("chart_table", &chart.table);
-    ctx.insert("csrf_token", &csrf::token(&session));
-    Ok(templates.page(StatusCode::OK, "admin.html", &ctx))
+    let part = Part::new(templates.fragment("admin/chart_rows.html", &ctx)?, false, 0);
+    views.chart.keep(chart.serial, part.clone());
+    Ok(part)
 }
 
 async fn revoke_session(

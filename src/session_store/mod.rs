@@ -22,6 +22,20 @@ use crate::audit::ClientInfo;
 use crate::clock::now;
 use rolegate_auth::{SessionIds, User};
 
+/// Writes of signed-in sessions this process made (sign-ins, changes, sign-outs, revokes): the
+/// admin page's kept sessions table is stale once it moves (`crate::admin_views`).
+static CHANGES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many signed-in session writes this process has made so far (see [`CHANGES`]).
+pub fn changes() -> u64 {
+    CHANGES.load(std::sync::atomic::Ordering::Acquire)
+}
+
+/// Counts one write, after it is done.
+fn changed() {
+    CHANGES.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+}
+
 type State = HashMap<String, String>;
 
 /// Prefix of every store error, so a failed dependency can be told apart from a bug.
@@ -164,6 +178,7 @@ impl Sessions {
 
     /// After a revocation: let other processes on the same SQLite file know.
     fn signal_revoked(&self) {
+        changed();
         if let Some(signal) = &self.signal {
             signal.notify();
         }
@@ -337,6 +352,9 @@ impl Sessions {
         let ticket = self.cache.as_ref().map(|c| c.ticket());
         backend!(self, s => s.insert(&row)).map_err(SaveError::Other)?;
         self.cache_put(ticket, &id, state, sub.as_deref(), row.expires_at);
+        if sub.is_some() {
+            changed();
+        }
         Ok(key)
     }
 }
@@ -382,6 +400,9 @@ impl SessionStore for Sessions {
         let ticket = self.cache.as_ref().map(|c| c.ticket());
         if backend!(self, s => s.replace(&row)).map_err(UpdateError::Other)? {
             self.cache_put(ticket, &id, &state, sub.as_deref(), row.expires_at);
+            if sub.is_some() {
+                changed();
+            }
             return Ok(key);
         }
         if sub.is_some() {
@@ -415,6 +436,7 @@ impl SessionStore for Sessions {
         if let Some(cache) = &self.cache {
             cache.revoke(&id);
         }
+        changed();
         done
     }
 }

@@ -216,6 +216,7 @@ pub async fn server(
     let pool = web::Data::new(pool);
     let templates = web::Data::new(templates);
     let chart = web::Data::new(crate::chart::ChartCache::default());
+    let admin_views = web::Data::new(crate::admin_views::AdminViews::default());
     let metrics_on_main = settings.metrics.enabled && settings.metrics.port == 0;
     let metrics_apart = if settings.metrics.enabled && settings.metrics.port != 0 {
         Some(metrics_server(
@@ -253,6 +254,7 @@ pub async fn server(
             .app_data(pool.clone())
             .app_data(templates.clone())
             .app_data(chart.clone())
+            .app_data(admin_views.clone())
             .app_data(audit.clone())
             .app_data(health.clone())
             .app_data(sessions_data.clone())

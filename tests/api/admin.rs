@@ -312,3 +312,63 @@ async fn the_chart_rollup_counts_every_audit_row_and_is_purged_with_the_log() {
         .unwrap();
     assert_eq!(left, 0, "every hour before the cutoff is gone");
 }
+
+/// The page's sessions table and audit rows are kept for a second (`src/admin_views.rs`), yet
+/// a write this instance makes shows on the very next view; the table holds nothing of the
+/// viewer, and the pager keeps the filter percent-encoded.
+#[tokio::test]
+async fn the_kept_admin_parts_follow_this_instances_writes() {
+    let app = spawn_app().await;
+    let alice = app.same_app_new_browser();
+    alice.sign_in("alice").await;
+    let first = alice.get("/admin").await.text().await.unwrap();
+    assert!(!first.contains("data-user=\"bob@rolegate.test\""));
+
+    let bob = app.same_app_new_browser();
+    bob.sign_in("bob").await;
+    bob.get("/admin").await; // access_denied
+    let page = alice.get("/admin").await.text().await.unwrap();
+    assert!(
+        page.contains("data-user=\"bob@rolegate.test\""),
+        "a sign-in shows at once"
+    );
+    assert!(
+        page.contains("class=\"event-access_denied\""),
+        "a new audit row shows at once"
+    );
+    // One CSRF form for every revoke button, carrying the viewer's token.
+    let token = alice.csrf().await;
+    assert!(page.contains(&format!(
+        "<form method=\"post\" id=\"revoke\" hidden><input type=\"hidden\" name=\"csrf_token\" value=\"{token}\"></form>"
+    )));
+    let sessions = page
+        .split("<table id=\"sessions\"")
+        .nth(1)
+        .and_then(|t| t.split("</table>").next())
+        .expect("sessions table");
+    assert!(!sessions.contains("csrf_token") && !sessions.contains(&token));
+    assert!(sessions.contains("form=\"revoke\" formaction=\"/admin/users/sub-bob-0001/revoke\""));
+
+    let ids = session_ids(&app, "sub-bob-0001").await;
+    let done = alice
+        .post_csrf(&format!("/admin/sessions/{}/revoke", ids[0]))
+        .await;
+    assert_eq!(done.status(), 303);
+    let after = alice.get("/admin").await.text().await.unwrap();
+    assert!(
+        !after.contains("data-user=\"bob@rolegate.test\""),
+        "a revoke shows at once"
+    );
+    assert!(after.contains("class=\"event-session_revoked\""));
+
+    let paged = alice
+        .get("/admin?user=a%26b%23c&page=2")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        paged.contains("/admin?event=&amp;user=a%26b%23c&amp;from=&amp;to=&amp;page=1"),
+        "the Newer link keeps the filter as one value"
+    );
+}
