@@ -29,7 +29,7 @@ const MAX_VIEWS: usize = 64;
 #[derive(Clone)]
 pub struct Part {
     pub html: Arc<str>,
-    /// The part's one extra fact: "capped" for sessions, "more pages" for audit rows.
+    /// Audit rows: whether an older page exists (false for the other parts).
     pub flag: bool,
     stamp: u64,
     at: Instant,
@@ -88,23 +88,15 @@ impl<K: Hash + Eq> Parts<K> {
     }
 }
 
-/// The audit rows' key: the filter as typed and the page.
-#[derive(Hash, PartialEq, Eq)]
-pub struct AuditKey {
-    pub event: String,
-    pub user: String,
-    pub from: Option<i64>,
-    pub to: Option<i64>,
-    pub page: i64,
-}
-
-/// The admin page's kept parts, one per process (app data).
+/// The admin page's kept parts and its chart, one per process (app data).
 #[derive(Default)]
 pub struct AdminViews {
+    pub chart: crate::chart::ChartCache,
     pub sessions: Parts<()>,
-    pub audit: Parts<AuditKey>,
+    /// Keyed by the filter and the page.
+    pub audit: Parts<(crate::db::audit::Filter, i64)>,
     /// Keyed by the chart rendering it shows (`chart::Rendered::serial`).
-    pub chart: Parts<u64>,
+    pub chart_rows: Parts<u64>,
 }
 
 #[cfg(test)]

@@ -37,25 +37,27 @@ impl Templates {
 
     /// Renders `name`, a part of a page (`templates/admin/*.html`), to HTML text.
     pub fn fragment(&self, name: &'static str, ctx: &Context) -> Result<String, AppError> {
-        self.tera.render(name, ctx).map_err(|e| {
-            tracing::error!(template = name, error = %e, "template render failed");
-            AppError::Render(name)
-        })
+        self.render(name, ctx).ok_or(AppError::Render(name))
+    }
+
+    /// Renders `name`; a failure is logged here, once for pages and parts.
+    fn render(&self, name: &str, ctx: &Context) -> Option<String> {
+        self.tera
+            .render(name, ctx)
+            .inspect_err(|e| tracing::error!(template = name, error = %e, "template render failed"))
+            .ok()
     }
 
     /// Renders `name` as an HTML response; a render failure is logged and becomes a bare 500.
     pub fn page(&self, status: StatusCode, name: &str, ctx: &Context) -> HttpResponse {
-        match self.tera.render(name, ctx) {
-            Ok(body) => HttpResponse::build(status)
+        match self.render(name, ctx) {
+            Some(body) => HttpResponse::build(status)
                 .content_type("text/html; charset=utf-8")
                 .insert_header((header::CACHE_CONTROL, "no-store"))
                 .body(body),
-            Err(e) => {
-                tracing::error!(template = name, error = %e, "template render failed");
-                HttpResponse::InternalServerError()
-                    .content_type("text/plain; charset=utf-8")
-                    .body("Internal error while rendering the page.")
-            }
+            None => HttpResponse::InternalServerError()
+                .content_type("text/plain; charset=utf-8")
+                .body("Internal error while rendering the page."),
         }
     }
 }

@@ -178,7 +178,7 @@ pub async fn purge_older_than(pool: &Pool, cutoff: i64) -> Result<u64, sqlx::Err
 }
 
 /// Filters of the admin page; empty fields match everything.
-#[derive(Debug, Clone, Default, serde::Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Deserialize, Serialize)]
 pub struct Filter {
     #[serde(default)]
     pub event: String,

@@ -3,15 +3,15 @@
 use std::sync::Arc;
 
 use crate::db::Pool;
-use actix_session::Session;
+use actix_session::{Session, SessionExt};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use tera::Context;
 
-use crate::admin_views::{AdminViews, AuditKey, Part};
+use crate::admin_views::{AdminViews, Part};
 use crate::audit::Audit;
-use crate::chart::{ChartCache, Rendered};
+use crate::chart::Rendered;
 use crate::clock::now;
 use crate::csrf::{self, CsrfForm};
 use crate::db::audit::{self as audit_db, EVENTS, Filter};
@@ -89,11 +89,11 @@ fn day_start(text: &str, key: &str) -> Result<Option<i64>, AppError> {
 async fn admin(
     _admin: RequireRole<Admin>,
     req: HttpRequest,
-    session: Session,
     query: web::Query<AdminQuery>,
     pool: web::Data<Pool>,
     sessions: web::Data<Sessions>,
     templates: web::Data<Arc<Templates>>,
+    views: web::Data<AdminViews>,
 ) -> Result<HttpResponse, AppError> {
     let q = query.into_inner();
     if !q.event.is_empty() && !EVENTS.contains(&q.event.as_str()) {
@@ -106,25 +106,10 @@ async fn admin(
         to: day_start(&q.to, "to")?.map(|t| t + 86_400),
     };
     let page = q.page.unwrap_or(1).clamp(1, 1_000_000);
-    let fallback = AdminViews::default();
-    let views = req
-        .app_data::<web::Data<AdminViews>>()
-        .map_or(&fallback, |v| v.get_ref());
-
-    let sessions_part = sessions_table(views, &sessions, &templates).await?;
-    let audit_key = AuditKey {
-        event: filter.event.clone(),
-        user: filter.user.clone(),
-        from: filter.from,
-        to: filter.to,
-        page,
-    };
-    let audit_part = audit_rows(views, audit_key, &filter, &pool, &templates).await?;
-    let chart = match req.app_data::<web::Data<ChartCache>>() {
-        Some(cache) => cache.get(&pool, now()).await?,
-        None => ChartCache::default().get(&pool, now()).await?,
-    };
-    let chart_rows = chart_rows(views, &chart, &templates)?;
+    let sessions_part = sessions_table(&views, &sessions, &templates).await?;
+    let audit_part = audit_rows(&views, filter, page, &pool, &templates).await?;
+    let chart = views.chart.get(&pool, now()).await?;
+    let chart_rows = chart_rows(&views, &chart, &templates)?;
 
     let mut ctx = base_context(&req);
     ctx.insert("sessions_html", &*sessions_part.html);
@@ -146,7 +131,8 @@ async fn admin(
         .finish();
     ctx.insert("pager_query", &pager_query);
     ctx.insert("chart_svg", &chart.svg);
-    ctx.insert("csrf_token", &csrf::token(&session));
+    // The page's one revoke form (`base_context` puts the same token in the navbar's form).
+    ctx.insert("csrf_token", &csrf::token(&req.get_session()));
     Ok(templates.page(StatusCode::OK, "admin.html", &ctx))
 }
 
@@ -183,7 +169,7 @@ async fn sessions_table(
     ctx.insert("sessions", &rows);
     let part = Part::new(
         templates.fragment("admin/sessions.html", &ctx)?,
-        capped,
+        false,
         stamp,
     );
     views.sessions.keep((), part.clone());
@@ -194,16 +180,17 @@ async fn sessions_table(
 /// page exists.
 async fn audit_rows(
     views: &AdminViews,
-    key: AuditKey,
-    filter: &Filter,
+    filter: Filter,
+    page: i64,
     pool: &Pool,
     templates: &Templates,
 ) -> Result<Part, AppError> {
     let stamp = audit_db::writes();
+    let key = (filter, page);
     if let Some(part) = views.audit.fresh(&key, stamp) {
         return Ok(part);
     }
-    let (entries, more) = audit_db::search(pool, filter, key.page).await?;
+    let (entries, more) = audit_db::search(pool, &key.0, page).await?;
     let entries: Vec<EntryView> = entries
         .into_iter()
         .map(|e| EntryView {
@@ -237,13 +224,13 @@ fn chart_rows(
     chart: &Arc<Rendered>,
     templates: &Templates,
 ) -> Result<Part, AppError> {
-    if let Some(part) = views.chart.fresh(&chart.serial, 0) {
+    if let Some(part) = views.chart_rows.fresh(&chart.serial, 0) {
         return Ok(part);
     }
     let mut ctx = Context::new();
     ctx.insert("chart_table", &chart.table);
     let part = Part::new(templates.fragment("admin/chart_rows.html", &ctx)?, false, 0);
-    views.chart.keep(chart.serial, part.clone());
+    views.chart_rows.keep(chart.serial, part.clone());
     Ok(part)
 }
 

@@ -176,7 +176,8 @@ impl Sessions {
         Sessions::sql(store, false)
     }
 
-    /// After a revocation: let other processes on the same SQLite file know.
+    /// After a revocation: count it for the admin page and let other processes on the same
+    /// SQLite file know.
     fn signal_revoked(&self) {
         changed();
         if let Some(signal) = &self.signal {

@@ -215,7 +215,6 @@ pub async fn server(
     };
     let pool = web::Data::new(pool);
     let templates = web::Data::new(templates);
-    let chart = web::Data::new(crate::chart::ChartCache::default());
     let admin_views = web::Data::new(crate::admin_views::AdminViews::default());
     let metrics_on_main = settings.metrics.enabled && settings.metrics.port == 0;
     let metrics_apart = if settings.metrics.enabled && settings.metrics.port != 0 {
@@ -253,7 +252,6 @@ pub async fn server(
             .app_data(proxies.clone())
             .app_data(pool.clone())
             .app_data(templates.clone())
-            .app_data(chart.clone())
             .app_data(admin_views.clone())
             .app_data(audit.clone())
             .app_data(health.clone())
