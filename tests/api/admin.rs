@@ -29,7 +29,7 @@ async fn admin_sees_sessions_and_a_revoked_session_is_refused_at_once() {
     bob.sign_in("bob").await;
     assert!(bob.is_signed_in().await);
 
-    let page = alice.get("/admin").await.text().await.unwrap();
+    let page = alice.page("/admin").await;
     assert!(page.contains("data-user=\"bob@rolegate.test\""));
     assert!(page.contains("127.0.0.1"), "client IP shown");
     assert!(page.contains("<svg"), "chart rendered server-side");
@@ -166,31 +166,16 @@ async fn audit_filters_and_chart_on_the_admin_page() {
     bob.sign_in("bob").await;
     bob.get("/admin").await;
 
-    let only_denied = alice
-        .get("/admin?event=access_denied")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let only_denied = alice.page("/admin?event=access_denied").await;
     assert!(only_denied.contains("class=\"event-access_denied\""));
     assert!(!only_denied.contains("class=\"event-sign_in\""));
-    let by_user = alice.get("/admin?user=bob").await.text().await.unwrap();
+    let by_user = alice.page("/admin?user=bob").await;
     let audit_table = &by_user[by_user.find("id=\"audit\"").unwrap()..];
     assert!(audit_table.contains("Bob Test") && !audit_table.contains("Alice Test"));
     let today = time::OffsetDateTime::now_utc().date();
-    let in_range = alice
-        .get(&format!("/admin?from={today}&to={today}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let in_range = alice.page(&format!("/admin?from={today}&to={today}")).await;
     assert!(in_range.contains("class=\"event-sign_in\""));
-    let past = alice
-        .get("/admin?from=2001-01-01&to=2001-01-02")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let past = alice.page("/admin?from=2001-01-01&to=2001-01-02").await;
     assert!(!past.contains("class=\"event-"));
     assert_eq!(alice.get("/admin?from=yesterday").await.status(), 400);
     assert_eq!(alice.get("/admin?event=nonsense").await.status(), 400);
@@ -239,15 +224,7 @@ async fn the_dashboard_scope_guards_every_file() {
     ] {
         assert_eq!(carol.get(path).await.status(), status, "carol {path}");
     }
-    assert!(
-        carol
-            .get("/dash/")
-            .await
-            .text()
-            .await
-            .unwrap()
-            .contains("id=\"dash\"")
-    );
+    assert!(carol.page("/dash/").await.contains("id=\"dash\""));
 }
 
 #[tokio::test]
@@ -294,7 +271,7 @@ async fn the_chart_rollup_counts_every_audit_row_and_is_purged_with_the_log() {
     );
     assert!(log.iter().any(|(e, _)| e == "access_denied"), "{log:?}");
 
-    let page = app.get("/admin").await.text().await.unwrap();
+    let page = app.page("/admin").await;
     let totals = &page[page.find("class=\"totals\"").expect("chart totals row")..];
     assert!(
         totals.contains("<td>2</td>"),
@@ -321,13 +298,13 @@ async fn the_kept_admin_parts_follow_this_instances_writes() {
     let app = spawn_app().await;
     let alice = app.same_app_new_browser();
     alice.sign_in("alice").await;
-    let first = alice.get("/admin").await.text().await.unwrap();
+    let first = alice.page("/admin").await;
     assert!(!first.contains("data-user=\"bob@rolegate.test\""));
 
     let bob = app.same_app_new_browser();
     bob.sign_in("bob").await;
     bob.get("/admin").await; // access_denied
-    let page = alice.get("/admin").await.text().await.unwrap();
+    let page = alice.page("/admin").await;
     assert!(
         page.contains("data-user=\"bob@rolegate.test\""),
         "a sign-in shows at once"
@@ -354,19 +331,14 @@ async fn the_kept_admin_parts_follow_this_instances_writes() {
         .post_csrf(&format!("/admin/sessions/{}/revoke", ids[0]))
         .await;
     assert_eq!(done.status(), 303);
-    let after = alice.get("/admin").await.text().await.unwrap();
+    let after = alice.page("/admin").await;
     assert!(
         !after.contains("data-user=\"bob@rolegate.test\""),
         "a revoke shows at once"
     );
     assert!(after.contains("class=\"event-session_revoked\""));
 
-    let paged = alice
-        .get("/admin?user=a%26b%23c&page=2")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let paged = alice.page("/admin?user=a%26b%23c&page=2").await;
     assert!(
         paged.contains("/admin?event=&amp;user=a%26b%23c&amp;from=&amp;to=&amp;page=1"),
         "the Newer link keeps the filter as one value"

@@ -216,6 +216,11 @@ impl TestApp {
         self.client.get(self.url(path)).send().await.unwrap()
     }
 
+    /// The body of `GET path`, whatever its status.
+    pub async fn page(&self, path: &str) -> String {
+        self.get(path).await.text().await.unwrap()
+    }
+
     /// `GET /login[?next=..]` and the authorization URL from its sign-in link.
     pub async fn start_login(&self, query: &str) -> Started {
         let response = self.get(&format!("/login{query}")).await;
